@@ -1,0 +1,114 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { readBody } from './read-body.ts';
+
+/**
+ * Plays API Gateway (HTTP API, payload format 2.0) in front of the real handlers: turns a Node HTTP request into
+ * the event Lambda would receive, and the handler's result back into an HTTP answer.
+ */
+
+export type LambdaHandler = (event: APIGatewayProxyEventV2, context: Context) => Promise<unknown>;
+
+export interface LocalRoute {
+  method: string;
+  /** API Gateway route syntax: `/files/{taxNum}/{invoiceNo}/{kind}`. */
+  path: string;
+  functionName: string;
+  handler: LambdaHandler;
+}
+
+/** API Gateway's integration timeout: the budget a request's Lambda context reports. */
+const API_BUDGET_MS = 29_000;
+
+const TEXT_BODY = /^(application\/(.+\+)?json|application\/x-www-form-urlencoded|text\/)/i;
+
+export function apiGateway(routes: LocalRoute[]) {
+  const matchers = routes.map((route) => ({ route, pattern: routePattern(route.path) }));
+
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const method = req.method ?? 'GET';
+    const found = matchers
+      .map(({ route, pattern }) => ({ route, match: route.method === method ? pattern.exec(url.pathname) : null }))
+      .find(({ match }) => match !== null);
+    const requestId = randomUUID();
+    if (!found?.match) {
+      const body = { error: { code: 'NOT_FOUND', message: `No route ${method} ${url.pathname}` } };
+      res.writeHead(404, { 'content-type': 'application/json', 'x-request-id': requestId }).end(JSON.stringify(body));
+      return;
+    }
+    const { route, match } = found;
+    const body = await readBody(req);
+    const headers = Object.fromEntries(
+      Object.entries(req.headers).map(([name, value]) => [name, Array.isArray(value) ? value.join(',') : (value ?? '')]),
+    );
+    const isText = TEXT_BODY.test(headers['content-type'] ?? '');
+    const event: APIGatewayProxyEventV2 = {
+      version: '2.0',
+      routeKey: `${route.method} ${route.path}`,
+      rawPath: url.pathname,
+      rawQueryString: url.search.slice(1),
+      headers,
+      queryStringParameters: url.search ? Object.fromEntries(url.searchParams) : undefined,
+      pathParameters: match.groups ? decodeParams(match.groups) : undefined,
+      requestContext: {
+        accountId: 'local',
+        apiId: 'local',
+        domainName: headers.host ?? '127.0.0.1',
+        domainPrefix: 'local',
+        http: {
+          method,
+          path: url.pathname,
+          protocol: `HTTP/${req.httpVersion}`,
+          sourceIp: req.socket.remoteAddress ?? '127.0.0.1',
+          userAgent: headers['user-agent'] ?? '',
+        },
+        requestId,
+        routeKey: `${route.method} ${route.path}`,
+        stage: '$default',
+        time: new Date().toISOString(),
+        timeEpoch: Date.now(),
+      },
+      body: body.length === 0 ? undefined : isText ? body.toString('utf8') : body.toString('base64'),
+      isBase64Encoded: body.length > 0 && !isText,
+    };
+    const result = (await route.handler(event, lambdaContext(route.functionName))) as APIGatewayProxyStructuredResultV2;
+    res.writeHead(result.statusCode ?? 200, result.headers as Record<string, string>);
+    res.end(result.isBase64Encoded ? Buffer.from(result.body ?? '', 'base64') : (result.body ?? ''));
+  };
+}
+
+export function lambdaContext(functionName: string, budgetMs = API_BUDGET_MS): Context {
+  const deadline = Date.now() + budgetMs;
+  const awsRequestId = randomUUID();
+  return {
+    callbackWaitsForEmptyEventLoop: false,
+    functionName,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:local:000000000000:function:${functionName}`,
+    memoryLimitInMB: '256',
+    awsRequestId,
+    logGroupName: `/aws/lambda/${functionName}`,
+    logStreamName: 'local',
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  };
+}
+
+function decodeParams(groups: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(groups).map(([name, value]) => [name, decodeURIComponent(value)]));
+}
+
+function routePattern(path: string): RegExp {
+  const source = path
+    .split('/')
+    .map((segment) => {
+      const param = /^\{(\w+)\}$/.exec(segment);
+      return param ? `(?<${param[1]}>[^/]+)` : segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    })
+    .join('/');
+  return new RegExp(`^${source}$`);
+}

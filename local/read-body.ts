@@ -1,0 +1,13 @@
+import type { IncomingMessage } from 'node:http';
+
+/** Reads a request body whole; local mode and the sandboxes only see small JSON and form bodies. */
+export async function readBody(req: IncomingMessage, limitBytes = 6 * 1024 * 1024): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limitBytes) throw new Error(`request body over ${limitBytes} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}

@@ -1,0 +1,118 @@
+/**
+ * The product's error types and the one mapping from an error to the HTTP answer that API.md promises.
+ * Every handler throws these; nothing else builds an error response.
+ */
+
+export type ProviderName = 'fw199' | 'wdt' | 'jumdata';
+
+export interface FieldProblem {
+  field: string;
+  message: string;
+}
+
+export interface ErrorBody {
+  error: {
+    code: string;
+    message: string;
+    details?: FieldProblem[];
+    upstream?: { provider: ProviderName; code: string | number; message: string };
+  };
+}
+
+/** The request is malformed: bad JSON or bad fields. No upstream call is made. */
+export class ValidationError extends Error {
+  constructor(readonly details: FieldProblem[]) {
+    super(`Invalid request: ${details.map((d) => `${d.field}: ${d.message}`).join('; ')}`);
+    this.name = 'ValidationError';
+  }
+}
+
+/** The body is not declared as JSON. */
+export class UnsupportedMediaTypeError extends Error {
+  constructor(contentType: string | undefined) {
+    super(`Content-Type must be application/json, got ${contentType ? `'${contentType}'` : 'none'}`);
+    this.name = 'UnsupportedMediaTypeError';
+  }
+}
+
+/** The provider answered with a business error; its own code and message travel with it. */
+export class UpstreamRejectedError extends Error {
+  constructor(
+    readonly provider: ProviderName,
+    readonly upstreamCode: string | number,
+    readonly upstreamMessage: string,
+    message = `${provider} rejected the request: ${upstreamMessage}`,
+  ) {
+    super(message);
+    this.name = 'UpstreamRejectedError';
+  }
+}
+
+/** The provider could not be reached, or answered something unreadable. */
+export class UpstreamUnavailableError extends Error {
+  constructor(
+    readonly provider: ProviderName,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'UpstreamUnavailableError';
+  }
+}
+
+/** The provider did not answer within the configured timeout. */
+export class UpstreamTimeoutError extends Error {
+  constructor(
+    readonly provider: ProviderName,
+    readonly timeoutMs: number,
+  ) {
+    super(`${provider} did not answer within ${timeoutMs} ms`);
+    this.name = 'UpstreamTimeoutError';
+  }
+}
+
+/** The deployment is missing something (a secret's value, a setting); the message says what, never a value. */
+export class ConfigurationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigurationError';
+  }
+}
+
+export interface ErrorResponse {
+  statusCode: number;
+  body: ErrorBody;
+}
+
+/** The single place where an error becomes a status code and a body. Unknown errors reveal nothing. */
+export function toErrorResponse(error: unknown): ErrorResponse {
+  if (error instanceof ValidationError) {
+    return reply(400, 'VALIDATION_FAILED', 'The request is not valid', { details: error.details });
+  }
+  if (error instanceof UnsupportedMediaTypeError) {
+    return reply(415, 'UNSUPPORTED_MEDIA_TYPE', error.message);
+  }
+  if (error instanceof UpstreamRejectedError) {
+    return reply(422, 'UPSTREAM_REJECTED', error.message, {
+      upstream: { provider: error.provider, code: error.upstreamCode, message: error.upstreamMessage },
+    });
+  }
+  if (error instanceof UpstreamUnavailableError) {
+    return reply(502, 'UPSTREAM_UNAVAILABLE', error.message);
+  }
+  if (error instanceof UpstreamTimeoutError) {
+    return reply(504, 'UPSTREAM_TIMEOUT', error.message);
+  }
+  if (error instanceof ConfigurationError) {
+    return reply(500, 'NOT_CONFIGURED', error.message);
+  }
+  return reply(500, 'INTERNAL', 'Internal error; the request id identifies it in the logs');
+}
+
+function reply(
+  statusCode: number,
+  code: string,
+  message: string,
+  extra: Omit<ErrorBody['error'], 'code' | 'message'> = {},
+): ErrorResponse {
+  return { statusCode, body: { error: { code, message, ...extra } } };
+}

@@ -1,0 +1,161 @@
+import middy, { type MiddlewareObj } from '@middy/core';
+import httpJsonBodyParser from '@middy/http-json-body-parser';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import * as z from 'zod';
+import { toErrorResponse, UnsupportedMediaTypeError, ValidationError } from '#shared/errors';
+import { logger } from '#shared/logger';
+
+/**
+ * The middy stacks every function uses: one for API Gateway (HTTP API, payload v2) requests and one for scheduled
+ * batches, and the entry point that tells the two apart.
+ */
+
+export interface HttpReply {
+  statusCode: number;
+  body: unknown;
+  headers?: Record<string, string>;
+}
+
+/** An API Gateway event once the body parser has turned the body into a value. */
+export type ParsedHttpEvent = Omit<APIGatewayProxyEventV2, 'body'> & { body: unknown };
+
+type HttpRequest = middy.Request<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Error, Context>;
+
+export function httpHandler(handle: (event: ParsedHttpEvent, context: Context) => Promise<HttpReply>) {
+  return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(httpContract())
+    .use(jsonRequestBody())
+    .handler(async (event, context) => {
+      const reply = await handle(event as unknown as ParsedHttpEvent, context);
+      return reply as unknown as APIGatewayProxyStructuredResultV2;
+    });
+}
+
+/** Serialises replies as JSON, tags every answer with x-request-id, and turns any error into API.md's shape. */
+function httpContract(): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> {
+  const requestIdOf = (request: HttpRequest) => request.event.requestContext?.requestId ?? request.context.awsRequestId;
+  const routeOf = (request: HttpRequest) => request.event.routeKey ?? request.event.rawPath;
+
+  return {
+    before: (request) => {
+      logger.setCorrelationId(requestIdOf(request));
+    },
+    after: (request) => {
+      const reply = request.response as unknown as HttpReply;
+      request.response = toApiResult(reply, requestIdOf(request));
+      logger.info('request answered', { route: routeOf(request), statusCode: reply.statusCode });
+    },
+    onError: (request) => {
+      const { statusCode, body } = toErrorResponse(fromBodyParser(request.error));
+      const failure = { route: routeOf(request), statusCode, code: body.error.code, reason: body.error.message };
+      // A 4xx is the caller's mistake and fully described by the answer; only a 5xx needs the error and its stack.
+      if (statusCode >= 500) logger.error('request failed', { ...failure, error: request.error });
+      else logger.info('request refused', failure);
+      request.response = toApiResult({ statusCode, body }, requestIdOf(request));
+    },
+  };
+}
+
+/** middy's JSON body parser, with its errors translated into the contract's 415 (not JSON) and 400 (bad JSON). */
+function jsonRequestBody(): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> {
+  return httpJsonBodyParser() as MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>;
+}
+
+function fromBodyParser(error: unknown): unknown {
+  const cause = (error as { cause?: { package?: string; data?: unknown } } | null)?.cause;
+  if (cause?.package !== '@middy/http-json-body-parser') return error;
+  if ((error as Error).message === 'Unsupported Media Type') {
+    return new UnsupportedMediaTypeError(typeof cause.data === 'string' ? cause.data : undefined);
+  }
+  return new ValidationError([{ field: 'body', message: 'must be a valid JSON document' }]);
+}
+
+function toApiResult(reply: HttpReply, requestId: string): APIGatewayProxyStructuredResultV2 {
+  return {
+    statusCode: reply.statusCode,
+    headers: { 'content-type': 'application/json; charset=utf-8', 'x-request-id': requestId, ...reply.headers },
+    body: JSON.stringify(reply.body),
+  };
+}
+
+/** What a batch job produced: its HTTP-equivalent status and body, so a report reads like the API's answers. */
+export interface JobReport {
+  index: number;
+  statusCode: number;
+  body: unknown;
+}
+
+export interface BatchReport {
+  received: number;
+  succeeded: number;
+  failed: number;
+  /** Jobs not started because the invocation was about to run out of time. */
+  skipped: number;
+  results: JobReport[];
+}
+
+/** Time kept in hand when a batch stops starting new jobs, so the report is still returned. */
+const BATCH_SAFETY_MARGIN_MS = 3_000;
+
+const batchEventSchema = z.object({ jobs: z.array(z.unknown()).max(1_000) });
+
+/**
+ * A scheduled batch `{"jobs": [...]}` whose jobs have the same bodies as the HTTP API. Jobs run one after another
+ * (providers limit call rates) and each gets its own report; a bad job never stops the others. The invocation
+ * itself does not fail for a failed job: AWS would retry the whole batch and push the good jobs again.
+ */
+export function batchHandler(handleJob: (job: unknown) => Promise<HttpReply>) {
+  return middy<unknown, BatchReport>()
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .handler(async (event, context) => {
+      const parsed = batchEventSchema.safeParse(event);
+      if (!parsed.success) {
+        logger.error('scheduled event is not {"jobs": [...]}; nothing was done');
+        return { received: 0, succeeded: 0, failed: 0, skipped: 0, results: [] };
+      }
+      const { jobs } = parsed.data;
+      const results: JobReport[] = [];
+      for (const [index, job] of jobs.entries()) {
+        if (context.getRemainingTimeInMillis() < BATCH_SAFETY_MARGIN_MS) break;
+        results.push({ index, ...(await runJob(handleJob, job)) });
+      }
+      const succeeded = results.filter((r) => r.statusCode < 400).length;
+      const report = {
+        received: jobs.length,
+        succeeded,
+        failed: results.length - succeeded,
+        skipped: jobs.length - results.length,
+        results,
+      };
+      logger.info('batch finished', { ...report, results: undefined });
+      return report;
+    });
+}
+
+async function runJob(handleJob: (job: unknown) => Promise<HttpReply>, job: unknown) {
+  try {
+    const { statusCode, body } = await handleJob(job);
+    return { statusCode, body };
+  } catch (error) {
+    const { statusCode, body } = toErrorResponse(error);
+    const failure = { statusCode, code: body.error.code, reason: body.error.message };
+    if (statusCode >= 500) logger.error('job failed', { ...failure, error });
+    else logger.warn('job refused', failure);
+    return { statusCode, body };
+  }
+}
+
+type HttpEntry = ReturnType<typeof httpHandler>;
+type BatchEntry = ReturnType<typeof batchHandler>;
+
+/** The Lambda entry point: API Gateway requests go to the HTTP stack, anything else is a scheduled batch. */
+export function lambdaEntry(http: HttpEntry, batch: BatchEntry) {
+  return async (event: unknown, context: Context) =>
+    isHttpEvent(event) ? http(event, context) : batch(event, context);
+}
+
+function isHttpEvent(event: unknown): event is APIGatewayProxyEventV2 {
+  return typeof (event as APIGatewayProxyEventV2 | null)?.requestContext?.http?.method === 'string';
+}

@@ -1,0 +1,78 @@
+import { readFile } from 'node:fs/promises';
+import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
+import * as z from 'zod';
+import { ConfigurationError, type ProviderName } from '#shared/errors';
+
+/**
+ * Provider credentials. On AWS they come from Secrets Manager through Powertools Parameters, which keeps each one in
+ * memory for `cacheSeconds`; in local mode they come from the JSON file named by LOCAL_SECRETS_FILE, which holds
+ * the same shapes under the provider's name. Errors name the secret and the missing fields, never a value.
+ */
+
+export const fw199SecretSchema = z.object({
+  appId: z.string().min(1),
+  appSecret: z.string().min(1),
+});
+export type Fw199Secret = z.infer<typeof fw199SecretSchema>;
+
+export interface SecretSource {
+  /** Secrets Manager secret id (ARN or name); used when no local file is configured. */
+  secretId?: string;
+  /** Local mode: a JSON file `{"fw199": {...}, "wdt": {...}, "jumdata": {...}}`. */
+  localFile?: string;
+  cacheSeconds: number;
+}
+
+export async function loadProviderSecret<S extends z.ZodType>(
+  provider: ProviderName,
+  schema: S,
+  source: SecretSource,
+): Promise<z.infer<S>> {
+  const raw = source.localFile
+    ? await readLocalSecret(provider, source.localFile)
+    : await readSecretsManager(provider, source);
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    // Only the field names are reported: zod's messages could quote a value.
+    const fields = [...new Set(parsed.error.issues.map((issue) => issue.path.join('.') || '(root)'))];
+    throw new ConfigurationError(
+      `The ${provider} secret has no usable value (missing or empty: ${fields.join(', ')}); set it as README.md shows`,
+    );
+  }
+  return parsed.data;
+}
+
+async function readSecretsManager(provider: ProviderName, source: SecretSource): Promise<unknown> {
+  if (!source.secretId) throw new ConfigurationError(`No secret id is configured for ${provider}`);
+  // Fetched as text and parsed here: a JSON error from Powertools' own transform quotes the secret's text.
+  const text = await getSecret(source.secretId, { maxAge: source.cacheSeconds });
+  if (typeof text !== 'string') {
+    throw new ConfigurationError(`The ${provider} secret has no string value; set it as README.md shows`);
+  }
+  return parseJsonQuietly(text, `The ${provider} secret is not valid JSON; set it as README.md shows`);
+}
+
+const localFiles = new Map<string, Promise<unknown>>();
+
+async function readLocalSecret(provider: ProviderName, file: string): Promise<unknown> {
+  let contents = localFiles.get(file);
+  if (!contents) {
+    contents = readFile(file, 'utf8').then(
+      (text) => parseJsonQuietly(text, `LOCAL_SECRETS_FILE ${file} is not valid JSON`),
+      () => {
+        throw new ConfigurationError(`LOCAL_SECRETS_FILE ${file} cannot be read`);
+      },
+    );
+    localFiles.set(file, contents);
+  }
+  const all = await contents;
+  return typeof all === 'object' && all !== null ? (all as Record<string, unknown>)[provider] : undefined;
+}
+
+function parseJsonQuietly(text: string, complaint: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new ConfigurationError(complaint);
+  }
+}

@@ -1,0 +1,61 @@
+import * as z from 'zod';
+import { ValidationError, type FieldProblem } from '#shared/errors';
+
+/**
+ * Request validation shared by every function: the field rules, and the one translation from zod's issues to the
+ * `details` list of a 400 answer.
+ */
+
+/** GB 32100-2015: the 31 characters a unified social credit code may use (no I, O, S, V, Z). */
+const CREDIT_CODE_CHARSET = '0123456789ABCDEFGHJKLMNPQRTUWXY';
+const CREDIT_CODE_WEIGHTS = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+
+/** The check character GB 32100-2015 prescribes for the first 17 characters, or undefined if one is not allowed. */
+export function creditCodeCheckCharacter(first17: string): string | undefined {
+  let sum = 0;
+  for (let i = 0; i < 17; i++) {
+    const value = CREDIT_CODE_CHARSET.indexOf(first17.charAt(i));
+    if (value < 0) return undefined;
+    sum += value * (CREDIT_CODE_WEIGHTS[i] ?? 0);
+  }
+  return CREDIT_CODE_CHARSET[(31 - (sum % 31)) % 31];
+}
+
+/**
+ * A seller's tax number: 15 to 20 digits and capital letters. The 18-character unified social credit code must
+ * carry a valid check character unless `checkCreditCode` is off (sandbox accounts use made-up numbers).
+ */
+export function taxNumSchema(checkCreditCode: boolean) {
+  return z
+    .string({ error: 'is required and must be a string' })
+    .regex(/^[0-9A-Z]{15,20}$/, { error: 'must be 15 to 20 digits or capital letters' })
+    .refine(
+      (value) => !checkCreditCode || value.length !== 18 || creditCodeCheckCharacter(value) === value.charAt(17),
+      { error: 'is not a valid 18-character unified social credit code (GB 32100-2015 check character)' },
+    );
+}
+
+/** Longest order number accepted; Nuonuo's own order numbers are far shorter, so anything longer is a mistake. */
+export const ORDER_NO_MAX_LENGTH = 64;
+
+/** Nuonuo's order number: what the shop sent when invoicing; printable, no whitespace. */
+export const orderNoSchema = z
+  .string({ error: 'is required and must be a string' })
+  .min(1, { error: 'must not be empty' })
+  .max(ORDER_NO_MAX_LENGTH, { error: `must be at most ${ORDER_NO_MAX_LENGTH} characters` })
+  // \p{C} covers control, format and unassigned characters; \s every kind of whitespace.
+  .regex(/^[^\s\p{C}]+$/u, { error: 'must not contain whitespace or control characters' });
+
+/** Parses `input` with `schema` or throws a ValidationError naming every bad field. */
+export function parseRequest<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  throw new ValidationError(toFieldProblems(result.error));
+}
+
+function toFieldProblems(error: z.ZodError): FieldProblem[] {
+  return error.issues.map((issue) => ({
+    field: issue.path.length > 0 ? issue.path.join('.') : 'body',
+    message: issue.path.length > 0 ? issue.message : 'must be a JSON object',
+  }));
+}
