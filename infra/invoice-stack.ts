@@ -11,10 +11,15 @@ import { BridgeFunction } from './bridge-function.ts';
 /** API Gateway answers 503 after this long; every function behind it must give up earlier. */
 const API_TIMEOUT = Duration.seconds(29);
 
+export interface InvoiceStackProps extends StackProps {
+  /** `relaxed` accepts 18-character tax numbers without a valid GB 32100 check character (sandbox accounts). */
+  taxNumCheck?: 'strict' | 'relaxed';
+}
+
 export class InvoiceStack extends Stack {
   readonly api: HttpApi;
 
-  constructor(scope: Construct, id: string, props?: StackProps) {
+  constructor(scope: Construct, id: string, props: InvoiceStackProps = {}) {
     super(scope, id, props);
 
     this.api = new HttpApi(this, 'Api', {
@@ -53,6 +58,7 @@ export class InvoiceStack extends Stack {
         FW199_BASE_URL: 'https://kf.fw199.com',
         // Leaves the function time to answer 504 itself before its own 25 s timeout.
         UPSTREAM_TIMEOUT_MS: '10000',
+        TAX_NUM_CHECK: props.taxNumCheck ?? 'strict',
       },
     });
     fw199Secret.grantRead(retry.fn);

@@ -34,7 +34,7 @@ export async function loadProviderSecret<S extends z.ZodType>(
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
     // Only the field names are reported: zod's messages could quote a value.
-    const fields = [...new Set(parsed.error.issues.map((issue) => issue.path.join('.') || '(root)'))];
+    const fields = [...new Set(parsed.error.issues.map((issue) => issue.path.join('.') || 'the whole object'))];
     throw new ConfigurationError(
       `The ${provider} secret has no usable value (missing or empty: ${fields.join(', ')}); set it as README.md shows`,
     );

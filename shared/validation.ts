@@ -30,7 +30,9 @@ export function taxNumSchema(checkCreditCode: boolean) {
     .string({ error: 'is required and must be a string' })
     .regex(/^[0-9A-Z]{15,20}$/, { error: 'must be 15 to 20 digits or capital letters' })
     .refine(
-      (value) => !checkCreditCode || value.length !== 18 || creditCodeCheckCharacter(value) === value.charAt(17),
+      // Only a well-formed 18-character number is checked, so a malformed one gets a single complaint.
+      (value) =>
+        !checkCreditCode || !/^[0-9A-Z]{18}$/.test(value) || creditCodeCheckCharacter(value) === value.charAt(17),
       { error: 'is not a valid 18-character unified social credit code (GB 32100-2015 check character)' },
     );
 }
@@ -44,7 +46,7 @@ export const orderNoSchema = z
   .min(1, { error: 'must not be empty' })
   .max(ORDER_NO_MAX_LENGTH, { error: `must be at most ${ORDER_NO_MAX_LENGTH} characters` })
   // \p{C} covers control, format and unassigned characters; \s every kind of whitespace.
-  .regex(/^[^\s\p{C}]+$/u, { error: 'must not contain whitespace or control characters' });
+  .regex(/^[^\s\p{C}]*$/u, { error: 'must not contain whitespace or control characters' });
 
 /** Parses `input` with `schema` or throws a ValidationError naming every bad field. */
 export function parseRequest<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
