@@ -62,6 +62,10 @@ export class InvoiceStack extends Stack {
       },
     });
     fw199Secret.grantRead(retry.fn);
+    new CfnOutput(this, 'Fw199SecretArn', {
+      value: fw199Secret.secretArn,
+      description: 'Put {"appId","appSecret"} of the fw199 gateway here',
+    });
     if (retry.fn.timeout && retry.fn.timeout.toSeconds() >= API_TIMEOUT.toSeconds()) {
       throw new Error('The retry function must time out before API Gateway does');
     }
