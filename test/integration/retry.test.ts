@@ -25,10 +25,12 @@ beforeAll(async () => {
   process.env.UPSTREAM_TIMEOUT_MS = '1000';
   process.env.POWERTOOLS_LOG_LEVEL = 'DEBUG';
   // The handlers' log lines are kept for the secret check, and kept out of the test output.
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    logged.push(String(chunk));
-    return true;
-  });
+  for (const stream of [process.stdout, process.stderr]) {
+    vi.spyOn(stream, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      logged.push(String(chunk));
+      return true;
+    });
+  }
   const stateDir = await mkdtemp(join(tmpdir(), 'local-mode-'));
   local = await startLocalMode({ port: 0, env: {}, stateDir, fw199SlowAnswerMs: 3_000 });
 });
@@ -233,6 +235,7 @@ describe('secrets in local mode', () => {
     );
     const everything = logged.join('') + JSON.stringify(answers);
     expect(logged.some((line) => line.includes('"request answered"'))).toBe(true);
+    expect(logged.some((line) => line.includes('"request failed"'))).toBe(true);
     expect(everything).not.toContain(FW199_SANDBOX_CREDENTIALS.appSecret);
   });
 });
