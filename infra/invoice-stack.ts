@@ -5,11 +5,16 @@ import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { Construct } from 'constructs';
 import { BridgeFunction } from './bridge-function.ts';
 
-/** API Gateway answers 503 after this long; every function behind it must give up earlier. */
-const API_TIMEOUT = Duration.seconds(29);
+/**
+ * API Gateway gives up on an integration after 29 s. A function behind it stops at 25 s, and gives a provider 10 s,
+ * so that it answers 504 itself, with the error shape, instead of API Gateway's bare 503.
+ */
+const FUNCTION_TIMEOUT = Duration.seconds(25);
+const UPSTREAM_TIMEOUT = Duration.seconds(10);
 
 export interface InvoiceStackProps extends StackProps {
   /** `relaxed` accepts 18-character tax numbers without a valid GB 32100 check character (sandbox accounts). */
@@ -18,6 +23,7 @@ export interface InvoiceStackProps extends StackProps {
 
 export class InvoiceStack extends Stack {
   readonly api: HttpApi;
+  readonly functions: { retry: NodejsFunction; erpUpdate: NodejsFunction };
 
   constructor(scope: Construct, id: string, props: InvoiceStackProps = {}) {
     super(scope, id, props);
@@ -42,39 +48,61 @@ export class InvoiceStack extends Stack {
     });
     new CfnOutput(this, 'ApiUrl', { value: stage.url, description: 'Base URL of the API (IAM-signed calls)' });
 
-    const fw199Secret = providerSecret(this, 'Fw199Secret', 'fw199 (蜂巢) gateway credentials', {
-      appId: '',
-      appSecret: '',
-    });
-
-    const retry = new BridgeFunction(this, 'Retry', {
+    const retry = this.apiFunction({
+      id: 'Retry',
       name: 'retry',
       description: 'Re-push a failed invoice order through fw199 to Nuonuo (开票重试)',
-      timeout: Duration.seconds(25),
-      memorySize: 256,
-      logRetention: RetentionDays.SIX_MONTHS,
+      route: { method: HttpMethod.POST, path: '/retry' },
+      secret: { id: 'Fw199Secret', envName: 'FW199_SECRET_ID', label: 'fw199 (蜂巢) gateway credentials', fields: ['appId', 'appSecret'] },
       environment: {
-        FW199_SECRET_ID: fw199Secret.secretArn,
         FW199_BASE_URL: 'https://kf.fw199.com',
-        // Leaves the function time to answer 504 itself before its own 25 s timeout.
-        UPSTREAM_TIMEOUT_MS: '10000',
         TAX_NUM_CHECK: props.taxNumCheck ?? 'strict',
       },
     });
-    fw199Secret.grantRead(retry.fn);
-    new CfnOutput(this, 'Fw199SecretArn', {
-      value: fw199Secret.secretArn,
-      description: 'Put {"appId","appSecret"} of the fw199 gateway here',
+    const erpUpdate = this.apiFunction({
+      id: 'ErpUpdate',
+      name: 'erp-update',
+      description: 'Write an invoicing result back to 旺店通 ERP (回传开发票结果)',
+      route: { method: HttpMethod.POST, path: '/erp-update' },
+      secret: { id: 'WdtSecret', envName: 'WDT_SECRET_ID', label: '旺店通 (WDT) openapi2 credentials', fields: ['sid', 'appKey', 'appSecret'] },
+      environment: { WDT_BASE_URL: 'https://api.wangdian.cn/openapi2' },
     });
-    if (retry.fn.timeout && retry.fn.timeout.toSeconds() >= API_TIMEOUT.toSeconds()) {
-      throw new Error('The retry function must time out before API Gateway does');
-    }
+    this.functions = { retry, erpUpdate };
+  }
 
-    this.api.addRoutes({
-      path: '/retry',
-      methods: [HttpMethod.POST],
-      integration: new HttpLambdaIntegration('RetryIntegration', retry.fn),
+  /** A function behind one API route, with its own provider secret that only it may read. */
+  private apiFunction(spec: {
+    id: string;
+    name: string;
+    description: string;
+    route: { method: HttpMethod; path: string };
+    secret: { id: string; envName: string; label: string; fields: string[] };
+    environment: Record<string, string>;
+  }): NodejsFunction {
+    const secret = providerSecret(this, spec.secret.id, spec.secret.label, spec.secret.fields);
+    const { fn } = new BridgeFunction(this, spec.id, {
+      name: spec.name,
+      description: spec.description,
+      timeout: FUNCTION_TIMEOUT,
+      memorySize: 256,
+      logRetention: RetentionDays.SIX_MONTHS,
+      environment: {
+        ...spec.environment,
+        [spec.secret.envName]: secret.secretArn,
+        UPSTREAM_TIMEOUT_MS: String(UPSTREAM_TIMEOUT.toMilliseconds()),
+      },
     });
+    secret.grantRead(fn);
+    new CfnOutput(this, `${spec.secret.id}Arn`, {
+      value: secret.secretArn,
+      description: `Put ${JSON.stringify(Object.fromEntries(spec.secret.fields.map((f) => [f, '...'])))} here`,
+    });
+    this.api.addRoutes({
+      path: spec.route.path,
+      methods: [spec.route.method],
+      integration: new HttpLambdaIntegration(`${spec.id}Integration`, fn),
+    });
+    return fn;
   }
 }
 
@@ -99,12 +127,11 @@ function accessLogFormat(): AccessLogFormat {
  * A provider's app secret, created with empty fields: the stack never holds the real value. The operator sets it
  * once with `aws secretsmanager put-secret-value` (README); the function refuses to call the provider until then.
  */
-function providerSecret(scope: Construct, id: string, description: string, shape: Record<string, string>): Secret {
+function providerSecret(scope: Construct, id: string, description: string, fields: string[]): Secret {
   const secret = new Secret(scope, id, {
     description: `${description}; set its value as README.md shows`,
-    secretObjectValue: Object.fromEntries(
-      Object.entries(shape).map(([key, value]) => [key, SecretValue.unsafePlainText(value)]),
-    ),
+    // Empty strings, not secrets: the template carries only the JSON shape the function expects.
+    secretObjectValue: Object.fromEntries(fields.map((field) => [field, SecretValue.unsafePlainText('')])),
   });
   Validations.of(secret).acknowledge({
     id: 'AwsSolutions-SMG4',

@@ -1,26 +1,31 @@
 import { FW199_SANDBOX_ORDERS } from './sandboxes/fw199.ts';
+import { WDT_SANDBOX_INVOICES } from './sandboxes/wdt.ts';
 import { startLocalMode } from './server.ts';
 
 /** `npm start`: local mode in the foreground, with a ready line and examples to paste. */
 
 const local = await startLocalMode();
-const sandboxNote = local.sandboxes.fw199
-  ? `fw199 sandbox at ${local.sandboxes.fw199.url}`
-  : `fw199 at ${process.env.FW199_BASE_URL}`;
+const providers = [
+  local.sandboxes.fw199 ? `fw199 sandbox ${local.sandboxes.fw199.url}` : `fw199 ${process.env.FW199_BASE_URL}`,
+  local.sandboxes.wdt ? `WDT sandbox ${local.sandboxes.wdt.url}` : `WDT ${process.env.WDT_BASE_URL}`,
+];
 
-const retry = (orderNo: string) =>
-  `curl -s -X POST ${local.url}/retry -H 'content-type: application/json' ` +
-  `-d '{"taxNum":"91310117568051222X","orderNo":"${orderNo}"}'`;
+const post = (path: string, body: object) =>
+  `curl -s -X POST ${local.url}${path} -H 'content-type: application/json' -d '${JSON.stringify(body)}'`;
+const taxNum = '91310117568051222X';
 
-console.log(`einvoice-bridge local mode ready on ${local.url} (${sandboxNote})
+console.log(`einvoice-bridge local mode ready on ${local.url} (${providers.join(', ')})
 No IAM authorization in local mode: on AWS every route needs a SigV4-signed call.
 
 Try it:
-  ${retry('20240122150518179381')}   # 202 retrying
-  ${retry(FW199_SANDBOX_ORDERS.issued)}   # 200 issued
-  ${retry(FW199_SANDBOX_ORDERS.inProgress)}   # 202 in_progress
-  ${retry(FW199_SANDBOX_ORDERS.loginRequired)}   # 422 upstream rejected
-  curl -s -X POST ${local.url}/retry -H 'content-type: application/json' -d '{"taxNum":"123","orderNo":""}'   # 400
+  ${post('/retry', { taxNum, orderNo: '20240122150518179381' })}   # 202 retrying
+  ${post('/retry', { taxNum, orderNo: FW199_SANDBOX_ORDERS.issued })}   # 200 issued
+  ${post('/retry', { taxNum, orderNo: FW199_SANDBOX_ORDERS.inProgress })}   # 202 in_progress
+  ${post('/retry', { taxNum, orderNo: FW199_SANDBOX_ORDERS.loginRequired })}   # 422 upstream rejected
+  ${post('/retry', { taxNum: '123', orderNo: '' })}   # 400
+  ${post('/erp-update', { invoiceNo: WDT_SANDBOX_INVOICES.known[0], status: 80, invoiceNoOut: '24312000000022669098', invoiceCode: '', filePath: 'https://example.com/fp/24312000000022669098.pdf' })}   # 200
+  ${post('/erp-update', { invoiceNo: WDT_SANDBOX_INVOICES.known[1], status: 75, errorInfo: '购方税号错误' })}   # 200
+  ${post('/erp-update', { invoiceNo: 'DZ-UNKNOWN', status: 75, errorInfo: 'x' })}   # 422 (WDT code 30000)
 
 Ctrl-C stops it.`);
 

@@ -31,6 +31,15 @@ const retryShape = {
 
 export type RetryConfig = Readonly<z.infer<z.ZodObject<typeof retryShape>>>;
 
+const erpUpdateShape = {
+  ...commonShape,
+  WDT_BASE_URL: z.url({ protocol: /^https?$/ }).default('https://api.wangdian.cn/openapi2'),
+  /** ARN or name of the Secrets Manager secret holding {"sid","appKey","appSecret"} for 旺店通. */
+  WDT_SECRET_ID: z.string().min(1).optional(),
+};
+
+export type ErpUpdateConfig = Readonly<z.infer<z.ZodObject<typeof erpUpdateShape>>>;
+
 /** Parses `env` against `shape`; throws a ConfigurationError naming each bad variable. */
 export function parseEnv<S extends z.ZodRawShape>(
   shape: S,
@@ -53,4 +62,8 @@ export function parseEnv<S extends z.ZodRawShape>(
 
 export function loadRetryConfig(env: NodeJS.ProcessEnv = process.env): RetryConfig {
   return parseEnv(retryShape, env, [['FW199_SECRET_ID', 'LOCAL_SECRETS_FILE']]);
+}
+
+export function loadErpUpdateConfig(env: NodeJS.ProcessEnv = process.env): ErpUpdateConfig {
+  return parseEnv(erpUpdateShape, env, [['WDT_SECRET_ID', 'LOCAL_SECRETS_FILE']]);
 }

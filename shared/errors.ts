@@ -48,6 +48,19 @@ export class UpstreamRejectedError extends Error {
   }
 }
 
+/** The provider refused because it was called too often; the caller should wait before trying again. */
+export class UpstreamRateLimitedError extends UpstreamRejectedError {
+  constructor(
+    provider: ProviderName,
+    upstreamCode: string | number,
+    upstreamMessage: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(provider, upstreamCode, upstreamMessage, `${provider} is being called too often: ${upstreamMessage}`);
+    this.name = 'UpstreamRateLimitedError';
+  }
+}
+
 /** The provider could not be reached, or answered something unreadable. */
 export class UpstreamUnavailableError extends Error {
   constructor(
@@ -81,6 +94,7 @@ export class ConfigurationError extends Error {
 export interface ErrorResponse {
   statusCode: number;
   body: ErrorBody;
+  headers?: Record<string, string>;
 }
 
 /** The single place where an error becomes a status code and a body. Unknown errors reveal nothing. */
@@ -91,10 +105,14 @@ export function toErrorResponse(error: unknown): ErrorResponse {
   if (error instanceof UnsupportedMediaTypeError) {
     return reply(415, 'UNSUPPORTED_MEDIA_TYPE', error.message);
   }
+  if (error instanceof UpstreamRateLimitedError) {
+    return {
+      ...reply(429, 'UPSTREAM_RATE_LIMITED', error.message, { upstream: upstreamOf(error) }),
+      headers: { 'retry-after': String(error.retryAfterSeconds) },
+    };
+  }
   if (error instanceof UpstreamRejectedError) {
-    return reply(422, 'UPSTREAM_REJECTED', error.message, {
-      upstream: { provider: error.provider, code: error.upstreamCode, message: error.upstreamMessage },
-    });
+    return reply(422, 'UPSTREAM_REJECTED', error.message, { upstream: upstreamOf(error) });
   }
   if (error instanceof UpstreamUnavailableError) {
     return reply(502, 'UPSTREAM_UNAVAILABLE', error.message);
@@ -106,6 +124,10 @@ export function toErrorResponse(error: unknown): ErrorResponse {
     return reply(500, 'NOT_CONFIGURED', error.message);
   }
   return reply(500, 'INTERNAL', 'Internal error; the request id identifies it in the logs');
+}
+
+function upstreamOf(error: UpstreamRejectedError): ErrorBody['error']['upstream'] {
+  return { provider: error.provider, code: error.upstreamCode, message: error.upstreamMessage };
 }
 
 function reply(

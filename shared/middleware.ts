@@ -48,12 +48,12 @@ function httpContract(): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxySt
       logger.info('request answered', { route: routeOf(request), statusCode: reply.statusCode });
     },
     onError: (request) => {
-      const { statusCode, body } = toErrorResponse(fromBodyParser(request.error));
+      const { statusCode, body, headers } = toErrorResponse(fromBodyParser(request.error));
       const failure = { route: routeOf(request), statusCode, code: body.error.code, reason: body.error.message };
       // A 4xx is the caller's mistake and fully described by the answer; only a 5xx needs the error and its stack.
       if (statusCode >= 500) logger.error('request failed', { ...failure, error: request.error });
       else logger.info('request refused', failure);
-      request.response = toApiResult({ statusCode, body }, requestIdOf(request));
+      request.response = toApiResult({ statusCode, body, headers }, requestIdOf(request));
     },
   };
 }

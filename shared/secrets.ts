@@ -15,6 +15,13 @@ export const fw199SecretSchema = z.object({
 });
 export type Fw199Secret = z.infer<typeof fw199SecretSchema>;
 
+export const wdtSecretSchema = z.object({
+  sid: z.string().min(1),
+  appKey: z.string().min(1),
+  appSecret: z.string().min(1),
+});
+export type WdtSecret = z.infer<typeof wdtSecretSchema>;
+
 export interface SecretSource {
   /** Secrets Manager secret id (ARN or name); used when no local file is configured. */
   secretId?: string;

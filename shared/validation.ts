@@ -37,16 +37,49 @@ export function taxNumSchema(checkCreditCode: boolean) {
     );
 }
 
+/** Length in Unicode code points: what the providers' MySQL columns and WDT's signature count. */
+export const codePointLength = (text: string) => [...text].length;
+
+/**
+ * An identifier a provider stores as varchar: printable, no whitespace, no characters outside the Basic
+ * Multilingual Plane (providers count those differently, and may not store them), at most `maxLength` characters.
+ */
+export function identifierSchema(maxLength: number) {
+  return z
+    .string({ error: 'is required and must be a string' })
+    .min(1, { error: 'must not be empty' })
+    .refine((value) => codePointLength(value) <= maxLength, { error: `must be at most ${maxLength} characters` })
+    // \p{C} covers control, format, unassigned and surrogate characters; \s every kind of whitespace.
+    .regex(/^[^\s\p{C}\u{10000}-\u{10FFFF}]*$/u, {
+      error: 'must not contain whitespace, control characters or emoji',
+    });
+}
+
 /** Longest order number accepted; Nuonuo's own order numbers are far shorter, so anything longer is a mistake. */
 export const ORDER_NO_MAX_LENGTH = 64;
 
-/** Nuonuo's order number: what the shop sent when invoicing; printable, no whitespace. */
-export const orderNoSchema = z
-  .string({ error: 'is required and must be a string' })
-  .min(1, { error: 'must not be empty' })
-  .max(ORDER_NO_MAX_LENGTH, { error: `must be at most ${ORDER_NO_MAX_LENGTH} characters` })
-  // \p{C} covers control, format and unassigned characters; \s every kind of whitespace.
-  .regex(/^[^\s\p{C}]*$/u, { error: 'must not contain whitespace or control characters' });
+/** Nuonuo's order number: what the shop sent when invoicing. */
+export const orderNoSchema = identifierSchema(ORDER_NO_MAX_LENGTH);
+
+/** Free text a provider stores: any characters, at most `maxLength` code points. */
+export function freeTextSchema(maxLength: number) {
+  return z
+    .string({ error: 'must be a string' })
+    .refine((value) => codePointLength(value) <= maxLength, { error: `must be at most ${maxLength} characters` });
+}
+
+/** An absolute http(s) URL of at most `maxLength` characters, sent exactly as given. */
+export function httpUrlSchema(maxLength: number) {
+  return z
+    .string({ error: 'must be a string' })
+    .refine((value) => codePointLength(value) <= maxLength, { error: `must be at most ${maxLength} characters` })
+    .refine((value) => URL.canParse(value) && /^https?:$/.test(new URL(value).protocol), {
+      error: 'must be an absolute http(s) URL',
+    })
+    .regex(/^[^\s\p{C}\u{10000}-\u{10FFFF}]*$/u, {
+      error: 'must not contain whitespace, control characters or emoji (percent-encode them)',
+    });
+}
 
 /** Parses `input` with `schema` or throws a ValidationError naming every bad field. */
 export function parseRequest<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { readBody } from '../read-body.ts';
+import type { ServerResponse } from 'node:http';
+import { secondsNow, sendJson, startSandboxServer, type ReceivedRequest } from './sandbox-server.ts';
+
+export type { ReceivedRequest } from './sandbox-server.ts';
 
 /**
  * A stand-in for the 蜂巢 (fw199) gateway's rebillingnew endpoint, on 127.0.0.1. Like the gateway it recomputes the
@@ -32,14 +33,6 @@ export const FW199_SANDBOX_ORDERS = {
 
 export const FW199_SANDBOX_INVOICE_NO = '24312000000022669098';
 
-export interface ReceivedRequest {
-  method: string;
-  path: string;
-  contentType: string | undefined;
-  rawBody: string;
-  fields: Record<string, string>;
-}
-
 export interface Fw199Sandbox {
   url: string;
   /** Every request the sandbox received, in order, as bytes and as parsed fields. */
@@ -56,36 +49,24 @@ export interface Fw199SandboxOptions {
 export async function startFw199Sandbox(options: Fw199SandboxOptions = {}): Promise<Fw199Sandbox> {
   const credentials = options.credentials ?? FW199_SANDBOX_CREDENTIALS;
   const slowAnswerMs = options.slowAnswerMs ?? 15_000;
-  const received: ReceivedRequest[] = [];
   let baseUrl = '';
 
-  const server = createServer((req, res) => {
-    handle(req, res).catch(() => {
-      if (!res.headersSent) res.writeHead(500);
-      res.end();
-    });
-  });
-
-  async function handle(req: IncomingMessage, res: ServerResponse) {
-    const path = new URL(req.url ?? '/', 'http://sandbox').pathname;
-    if (req.method === 'GET' && path.startsWith('/sandbox/invoices/')) {
+  async function handle(request: ReceivedRequest, res: ServerResponse) {
+    if (request.method === 'GET' && request.path.startsWith('/sandbox/invoices/')) {
       res.writeHead(200, { 'content-type': 'application/pdf' }).end(SANDBOX_PDF);
       return;
     }
-    const rawBody = (await readBody(req)).toString('utf8');
-    const fields = Object.fromEntries(new URLSearchParams(rawBody));
-    received.push({ method: req.method ?? '', path, contentType: req.headers['content-type'], rawBody, fields });
-    if (req.method !== 'POST' || path !== '/gateway/nuonuo/invoice/rebillingnew') {
+    if (request.method !== 'POST' || request.path !== '/gateway/nuonuo/invoice/rebillingnew') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
       return;
     }
-    const answer = await decide(fields);
+    const answer = await decide(request.fields);
     if (answer === 'html') {
       res.writeHead(200, { 'content-type': 'text/html' }).end('<html><body>502 Bad Gateway</body></html>');
     } else if (answer === 'http500') {
       res.writeHead(500, { 'content-type': 'text/plain' }).end('Internal Server Error');
     } else {
-      res.writeHead(200, { 'content-type': 'application/json;charset=UTF-8' }).end(JSON.stringify(answer));
+      sendJson(res, answer);
     }
   }
 
@@ -93,7 +74,7 @@ export async function startFw199Sandbox(options: Fw199SandboxOptions = {}): Prom
     const missing = ['appid', 'timestamp', 'tax_num', 'request_data', 'sign'].filter((k) => fields[k] === undefined);
     if (missing.length > 0) return { code: 1004, message: `缺少参数: ${missing.join(',')}` };
     if (fields.appid !== credentials.appId) return { code: 1001, message: 'appid不存在' };
-    const skew = Math.abs(Math.floor(Date.now() / 1000) - Number(fields.timestamp));
+    const skew = Math.abs(secondsNow() - Number(fields.timestamp));
     if (!(skew <= FW199_SANDBOX_MAX_SKEW_SECONDS)) return { code: 1002, message: 'timestamp已过期,请校准时间' };
     if (fields.sign !== gatewaySign(fields, credentials.appSecret)) return { code: 1003, message: '签名错误' };
 
@@ -129,17 +110,9 @@ export async function startFw199Sandbox(options: Fw199SandboxOptions = {}): Prom
     }
   }
 
-  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
-  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return {
-    url: baseUrl,
-    received,
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  const server = await startSandboxServer(handle, options.port);
+  baseUrl = server.origin;
+  return { url: server.origin, received: server.received, close: server.close };
 }
 
 /**

