@@ -23,7 +23,7 @@ const API_BUDGET_MS = 29_000;
 
 const TEXT_BODY = /^(application\/(.+\+)?json|application\/x-www-form-urlencoded|text\/)/i;
 
-export function apiGateway(routes: LocalRoute[]) {
+export function apiGateway(routes: LocalRoute[], budgetMs = API_BUDGET_MS) {
   const matchers = routes.map((route) => ({ route, pattern: routePattern(route.path) }));
 
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -40,9 +40,13 @@ export function apiGateway(routes: LocalRoute[]) {
     }
     const { route, match } = found;
     const body = await readBody(req);
-    const headers = Object.fromEntries(
-      Object.entries(req.headers).map(([name, value]) => [name, Array.isArray(value) ? value.join(',') : (value ?? '')]),
-    );
+    const headers: Record<string, string> = {
+      ...Object.fromEntries(
+        Object.entries(req.headers).map(([name, value]) => [name, Array.isArray(value) ? value.join(',') : (value ?? '')]),
+      ),
+      // As API Gateway adds it; local mode speaks plain http.
+      'x-forwarded-proto': 'http',
+    };
     const isText = TEXT_BODY.test(headers['content-type'] ?? '');
     const event: APIGatewayProxyEventV2 = {
       version: '2.0',
@@ -73,7 +77,7 @@ export function apiGateway(routes: LocalRoute[]) {
       body: body.length === 0 ? undefined : isText ? body.toString('utf8') : body.toString('base64'),
       isBase64Encoded: body.length > 0 && !isText,
     };
-    const result = (await route.handler(event, lambdaContext(route.functionName))) as APIGatewayProxyStructuredResultV2;
+    const result = (await route.handler(event, lambdaContext(route.functionName, budgetMs))) as APIGatewayProxyStructuredResultV2;
     res.writeHead(result.statusCode ?? 200, result.headers as Record<string, string>);
     res.end(result.isBase64Encoded ? Buffer.from(result.body ?? '', 'base64') : (result.body ?? ''));
   };

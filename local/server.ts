@@ -1,31 +1,47 @@
-import { mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer, type RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { apiGateway, type LambdaHandler } from './api-gateway.ts';
+import { startLocalS3, LOCAL_S3_CREDENTIALS, type LocalS3 } from './s3.ts';
 import { FW199_SANDBOX_CREDENTIALS, startFw199Sandbox, type Fw199Sandbox } from './sandboxes/fw199.ts';
+import {
+  JUMDATA_SANDBOX_CREDENTIALS,
+  startJumdataSandbox,
+  type JumdataSandbox,
+  type JumdataSandboxOptions,
+} from './sandboxes/jumdata.ts';
 import { startWdtSandbox, WDT_SANDBOX_CREDENTIALS, type WdtSandbox } from './sandboxes/wdt.ts';
 
 /**
- * Local mode: the API on 127.0.0.1 through the very handlers Lambda runs, with built-in provider sandboxes.
- * Settings are handed to the handlers as environment variables, as the stack does on AWS, so they must be in place
- * before the handler modules are imported (each reads its configuration once, at import).
+ * Local mode: the API on 127.0.0.1 through the very handlers Lambda runs, with built-in provider sandboxes and an
+ * embedded S3. Settings are handed to the handlers as environment variables, as the stack does on AWS, so they
+ * must be in place before the handler modules are imported (each reads its configuration once, at import).
  */
+
+export const LOCAL_BUCKET = 'einvoice-bridge-local';
 
 export interface LocalModeOptions {
   port?: number;
-  /** Environment to read overrides from (FW199_BASE_URL, LOCAL_SECRETS_FILE, ...); defaults to process.env. */
+  /** Environment to read overrides from (FW199_BASE_URL, S3_ENDPOINT, ...); defaults to process.env. */
   env?: NodeJS.ProcessEnv;
-  /** Folder for local state: the sandbox credentials file and, later, the embedded storage. */
+  /** Folder for local state: the sandbox credentials and the embedded S3's data. */
   stateDir?: string;
-  /** How long the sandboxes' "slow" cases wait before answering (tests shorten it). */
+  /** How long the fw199 and WDT sandboxes' "slow" cases wait before answering (tests shorten it). */
   slowAnswerMs?: number;
+  jumdata?: JumdataSandboxOptions;
+  /** The time a request's Lambda context reports (API Gateway's 29 s; tests shorten it). */
+  requestBudgetMs?: number;
 }
 
 export interface LocalMode {
   url: string;
   /** The sandboxes that were started (absent where a real provider URL was configured). */
-  sandboxes: { fw199?: Fw199Sandbox; wdt?: WdtSandbox };
+  sandboxes: { fw199?: Fw199Sandbox; wdt?: WdtSandbox; jumdata?: JumdataSandbox };
+  /** The embedded S3, unless S3_ENDPOINT pointed elsewhere. */
+  s3?: LocalS3;
+  bucket: string;
   close(): Promise<void>;
 }
 
@@ -37,43 +53,77 @@ export async function startLocalMode(options: LocalModeOptions = {}): Promise<Lo
   const { slowAnswerMs } = options;
   const fw199 = env.FW199_BASE_URL ? undefined : await startFw199Sandbox({ slowAnswerMs });
   const wdt = env.WDT_BASE_URL ? undefined : await startWdtSandbox({ slowAnswerMs });
+  const jumdata = env.JUMDATA_BASE_URL ? undefined : await startJumdataSandbox(options.jumdata);
+  const bucket = env.BUCKET_NAME ?? LOCAL_BUCKET;
+  const s3 = env.S3_ENDPOINT ? undefined : await startLocalS3({ directory: resolve(stateDir, 's3'), buckets: [bucket] });
 
-  let secretsFile = env.LOCAL_SECRETS_FILE;
-  if (!secretsFile) {
-    secretsFile = resolve(stateDir, 'sandbox-secrets.json');
-    const sandboxSecrets = { fw199: FW199_SANDBOX_CREDENTIALS, wdt: WDT_SANDBOX_CREDENTIALS };
-    await writeFile(secretsFile, `${JSON.stringify(sandboxSecrets, null, 2)}\n`);
-  }
-
-  Object.assign(process.env, {
-    AWS_REGION: env.AWS_REGION ?? 'cn-north-1',
-    POWERTOOLS_SERVICE_NAME: env.POWERTOOLS_SERVICE_NAME ?? 'einvoice-bridge-local',
-    FW199_BASE_URL: env.FW199_BASE_URL ?? fw199?.url,
-    WDT_BASE_URL: env.WDT_BASE_URL ?? wdt?.url,
-    LOCAL_SECRETS_FILE: secretsFile,
-  });
-
-  const retry = (await import('../functions/retry/handler.ts')).handler as LambdaHandler;
-  const erpUpdate = (await import('../functions/erp-update/handler.ts')).handler as LambdaHandler;
-  const server = createServer(
-    apiGateway([
-      { method: 'POST', path: '/retry', functionName: 'retry', handler: retry },
-      { method: 'POST', path: '/erp-update', functionName: 'erp-update', handler: erpUpdate },
-    ]),
-  );
+  // Requests are taken only once the handlers are loaded; the port is known first, for the durable links.
+  let routes: RequestListener = (_req, res) => res.writeHead(503).end();
+  const server = createServer((req, res) => routes(req, res));
   const port = options.port ?? Number(env.PORT ?? 3000);
   await new Promise<void>((ready, fail) => {
     server.once('error', fail);
     server.listen(port, '127.0.0.1', ready);
   });
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  Object.assign(process.env, {
+    AWS_REGION: env.AWS_REGION ?? 'cn-north-1',
+    POWERTOOLS_SERVICE_NAME: env.POWERTOOLS_SERVICE_NAME ?? 'einvoice-bridge-local',
+    LOCAL_SECRETS_FILE: env.LOCAL_SECRETS_FILE ?? (await sandboxSecretsFile(stateDir)),
+    FW199_BASE_URL: env.FW199_BASE_URL ?? fw199?.url,
+    WDT_BASE_URL: env.WDT_BASE_URL ?? wdt?.url,
+    JUMDATA_BASE_URL: env.JUMDATA_BASE_URL ?? jumdata?.url,
+    MIRROR_ALLOWED_HOSTS: env.MIRROR_ALLOWED_HOSTS ?? jumdata?.fileHost ?? '',
+    BUCKET_NAME: bucket,
+    S3_ENDPOINT: env.S3_ENDPOINT ?? s3?.endpoint,
+    PUBLIC_BASE_URL: env.PUBLIC_BASE_URL ?? url,
+    // The embedded S3 accepts only its own fixed keys; a real endpoint uses the caller's AWS credentials.
+    ...(s3 ? { AWS_ACCESS_KEY_ID: LOCAL_S3_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: LOCAL_S3_CREDENTIALS.secretAccessKey } : {}),
+  });
+
+  const handlerOf = async (name: string) =>
+    (await import(`../functions/${name}/handler.ts`)).handler as LambdaHandler;
+  const [retry, erpUpdate, download] = await Promise.all(['retry', 'erp-update', 'download'].map(handlerOf));
+  routes = apiGateway(
+    [
+      { method: 'POST', path: '/retry', functionName: 'retry', handler: retry! },
+      { method: 'POST', path: '/erp-update', functionName: 'erp-update', handler: erpUpdate! },
+      { method: 'POST', path: '/download', functionName: 'download', handler: download! },
+      { method: 'GET', path: '/files/{taxNum}/{invoiceNo}/{kind}', functionName: 'download', handler: download! },
+    ],
+    options.requestBudgetMs,
+  );
 
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    sandboxes: { fw199, wdt },
+    url,
+    sandboxes: { fw199, wdt, jumdata },
+    s3,
+    bucket,
     close: async () => {
       server.closeAllConnections();
       await new Promise((done) => server.close(done));
-      await Promise.all([fw199?.close(), wdt?.close()]);
+      await Promise.all([fw199?.close(), wdt?.close(), jumdata?.close(), s3?.close()]);
     },
   };
+}
+
+/**
+ * The sandboxes' credentials, and a link-signing key made once and kept, so durable links stay valid across
+ * restarts of local mode.
+ */
+async function sandboxSecretsFile(stateDir: string): Promise<string> {
+  const file = resolve(stateDir, 'sandbox-secrets.json');
+  const existing = await readFile(file, 'utf8').then(
+    (text) => JSON.parse(text) as { linkKey?: { key: string } },
+    () => ({}) as { linkKey?: { key: string } },
+  );
+  const secrets = {
+    fw199: FW199_SANDBOX_CREDENTIALS,
+    wdt: WDT_SANDBOX_CREDENTIALS,
+    jumdata: JUMDATA_SANDBOX_CREDENTIALS,
+    linkKey: existing.linkKey ?? { key: randomBytes(32).toString('base64url') },
+  };
+  await writeFile(file, `${JSON.stringify(secrets, null, 2)}\n`);
+  return file;
 }

@@ -61,6 +61,19 @@ export class UpstreamRateLimitedError extends UpstreamRejectedError {
   }
 }
 
+/** The provider says it cannot serve the request right now (maintenance, its own upstream failing); try later. */
+export class UpstreamTemporaryError extends UpstreamRejectedError {
+  constructor(
+    provider: ProviderName,
+    upstreamCode: string | number,
+    upstreamMessage: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(provider, upstreamCode, upstreamMessage, `${provider} cannot answer right now: ${upstreamMessage}`);
+    this.name = 'UpstreamTemporaryError';
+  }
+}
+
 /** The provider could not be reached, or answered something unreadable. */
 export class UpstreamUnavailableError extends Error {
   constructor(
@@ -77,9 +90,26 @@ export class UpstreamTimeoutError extends Error {
   constructor(
     readonly provider: ProviderName,
     readonly timeoutMs: number,
+    message = `${provider} did not answer within ${timeoutMs} ms`,
   ) {
-    super(`${provider} did not answer within ${timeoutMs} ms`);
+    super(message);
     this.name = 'UpstreamTimeoutError';
+  }
+}
+
+/** The thing asked for does not exist (yet). */
+export class NotFoundError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NotFoundError';
+  }
+}
+
+/** The request carries a signature or credential that does not hold. */
+export class ForbiddenError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ForbiddenError';
   }
 }
 
@@ -111,6 +141,12 @@ export function toErrorResponse(error: unknown): ErrorResponse {
       headers: { 'retry-after': String(error.retryAfterSeconds) },
     };
   }
+  if (error instanceof UpstreamTemporaryError) {
+    return {
+      ...reply(503, 'UPSTREAM_TEMPORARILY_UNAVAILABLE', error.message, { upstream: upstreamOf(error) }),
+      headers: { 'retry-after': String(error.retryAfterSeconds) },
+    };
+  }
   if (error instanceof UpstreamRejectedError) {
     return reply(422, 'UPSTREAM_REJECTED', error.message, { upstream: upstreamOf(error) });
   }
@@ -119,6 +155,12 @@ export function toErrorResponse(error: unknown): ErrorResponse {
   }
   if (error instanceof UpstreamTimeoutError) {
     return reply(504, 'UPSTREAM_TIMEOUT', error.message);
+  }
+  if (error instanceof ForbiddenError) {
+    return reply(403, 'FORBIDDEN', error.message);
+  }
+  if (error instanceof NotFoundError) {
+    return reply(404, 'NOT_FOUND', error.message);
   }
   if (error instanceof ConfigurationError) {
     return reply(500, 'NOT_CONFIGURED', error.message);

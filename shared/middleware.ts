@@ -58,9 +58,19 @@ function httpContract(): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxySt
   };
 }
 
-/** middy's JSON body parser, with its errors translated into the contract's 415 (not JSON) and 400 (bad JSON). */
+/**
+ * middy's JSON body parser for requests that carry a body (GET and HEAD do not), its errors translated into the
+ * contract's 415 (not JSON) and 400 (bad JSON) in `fromBodyParser`.
+ */
 function jsonRequestBody(): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> {
-  return httpJsonBodyParser() as MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>;
+  const parser = httpJsonBodyParser() as MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>;
+  return {
+    before: (request) => {
+      const method = request.event.requestContext?.http?.method;
+      if (method === 'GET' || method === 'HEAD') return;
+      return parser.before?.(request);
+    },
+  };
 }
 
 function fromBodyParser(error: unknown): unknown {
@@ -106,7 +116,7 @@ const batchEventSchema = z.object({ jobs: z.array(z.unknown()).max(1_000) });
  * (providers limit call rates) and each gets its own report; a bad job never stops the others. The invocation
  * itself does not fail for a failed job: AWS would retry the whole batch and push the good jobs again.
  */
-export function batchHandler(handleJob: (job: unknown) => Promise<HttpReply>) {
+export function batchHandler(handleJob: (job: unknown, context: Context) => Promise<HttpReply>) {
   return middy<unknown, BatchReport>()
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .handler(async (event, context) => {
@@ -119,7 +129,7 @@ export function batchHandler(handleJob: (job: unknown) => Promise<HttpReply>) {
       const results: JobReport[] = [];
       for (const [index, job] of jobs.entries()) {
         if (context.getRemainingTimeInMillis() < BATCH_SAFETY_MARGIN_MS) break;
-        results.push({ index, ...(await runJob(handleJob, job)) });
+        results.push({ index, ...(await runJob(() => handleJob(job, context))) });
       }
       const succeeded = results.filter((r) => r.statusCode < 400).length;
       const report = {
@@ -134,9 +144,9 @@ export function batchHandler(handleJob: (job: unknown) => Promise<HttpReply>) {
     });
 }
 
-async function runJob(handleJob: (job: unknown) => Promise<HttpReply>, job: unknown) {
+async function runJob(handleJob: () => Promise<HttpReply>) {
   try {
-    const { statusCode, body } = await handleJob(job);
+    const { statusCode, body } = await handleJob();
     return { statusCode, body };
   } catch (error) {
     const { statusCode, body } = toErrorResponse(error);

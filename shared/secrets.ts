@@ -22,6 +22,18 @@ export const wdtSecretSchema = z.object({
 });
 export type WdtSecret = z.infer<typeof wdtSecretSchema>;
 
+export const jumdataSecretSchema = z.object({
+  appId: z.string().min(1),
+  appSecret: z.string().min(1),
+});
+export type JumdataSecret = z.infer<typeof jumdataSecretSchema>;
+
+/** The key that signs durable file links; the stack generates it. */
+export const linkKeySecretSchema = z.object({ key: z.string().min(32) });
+
+/** The secrets a function may load, by the name they have in LOCAL_SECRETS_FILE. */
+export type SecretName = ProviderName | 'linkKey';
+
 export interface SecretSource {
   /** Secrets Manager secret id (ARN or name); used when no local file is configured. */
   secretId?: string;
@@ -31,7 +43,7 @@ export interface SecretSource {
 }
 
 export async function loadProviderSecret<S extends z.ZodType>(
-  provider: ProviderName,
+  provider: SecretName,
   schema: S,
   source: SecretSource,
 ): Promise<z.infer<S>> {
@@ -49,7 +61,7 @@ export async function loadProviderSecret<S extends z.ZodType>(
   return parsed.data;
 }
 
-async function readSecretsManager(provider: ProviderName, source: SecretSource): Promise<unknown> {
+async function readSecretsManager(provider: SecretName, source: SecretSource): Promise<unknown> {
   if (!source.secretId) throw new ConfigurationError(`No secret id is configured for ${provider}`);
   // Fetched as text and parsed here: a JSON error from Powertools' own transform quotes the secret's text.
   const text = await getSecret(source.secretId, { maxAge: source.cacheSeconds });
@@ -61,7 +73,7 @@ async function readSecretsManager(provider: ProviderName, source: SecretSource):
 
 const localFiles = new Map<string, Promise<unknown>>();
 
-async function readLocalSecret(provider: ProviderName, file: string): Promise<unknown> {
+async function readLocalSecret(provider: SecretName, file: string): Promise<unknown> {
   let contents = localFiles.get(file);
   if (!contents) {
     contents = readFile(file, 'utf8').then(

@@ -1,0 +1,90 @@
+import type { Context } from 'aws-lambda';
+import * as z from 'zod';
+import { loadDownloadConfig } from '#shared/config';
+import { ForbiddenError, NotFoundError } from '#shared/errors';
+import { parseAllowedHosts } from '#shared/file-fetch';
+import { batchHandler, httpHandler, lambdaEntry, type HttpReply, type ParsedHttpEvent } from '#shared/middleware';
+import { createJumdataClient } from '#shared/providers/jumdata';
+import { jumdataSecretSchema, linkKeySecretSchema, loadProviderSecret } from '#shared/secrets';
+import { createS3Client, JsonStore } from '#shared/storage';
+import { parseRequest, taxNumSchema } from '#shared/validation';
+import { readMirroredInvoice } from './archive.ts';
+import { downloadInvoice } from './download-invoice.ts';
+import { isValidLinkSignature, presignGet } from './links.ts';
+import { presentInvoice } from './present.ts';
+
+const config = loadDownloadConfig();
+const secretSource = (secretId: string | undefined) => ({
+  secretId,
+  localFile: config.LOCAL_SECRETS_FILE,
+  cacheSeconds: config.SECRETS_CACHE_SECONDS,
+});
+const linkKey = async () => (await loadProviderSecret('linkKey', linkKeySecretSchema, secretSource(config.LINK_KEY_SECRET_ID))).key;
+
+const s3 = createS3Client(config.S3_ENDPOINT);
+const store = new JsonStore(s3, config.BUCKET_NAME);
+const download = downloadInvoice({
+  jumdata: createJumdataClient({
+    baseUrl: config.JUMDATA_BASE_URL,
+    downloadPath: config.JUMDATA_DOWNLOAD_PATH,
+    timeoutMs: config.UPSTREAM_TIMEOUT_MS,
+    credentials: () => loadProviderSecret('jumdata', jumdataSecretSchema, secretSource(config.JUMDATA_SECRET_ID)),
+  }),
+  store,
+  s3,
+  bucket: config.BUCKET_NAME,
+  policy: { allowedHosts: parseAllowedHosts(config.MIRROR_ALLOWED_HOSTS), maxBytes: config.MIRROR_MAX_FILE_BYTES, maxRedirects: 3 },
+  fileTimeoutMs: config.MIRROR_FILE_TIMEOUT_MS,
+  leaseSeconds: config.LEASE_SECONDS,
+  checkCreditCode: config.TAX_NUM_CHECK === 'strict',
+});
+
+/** Time kept back from the invocation's remaining time to write records and answer. */
+const ANSWER_MARGIN_MS = 3_000;
+
+async function answerDownload(input: unknown, context: Context, baseUrl: string): Promise<HttpReply> {
+  const outcome = await download(input, Date.now() + context.getRemainingTimeInMillis() - ANSWER_MARGIN_MS);
+  if (outcome.kind === 'pending') {
+    const { taxNum, invoiceNo, issueDate } = outcome.query;
+    return { statusCode: 202, body: { taxNum, invoiceNo, issueDate, status: 'pending', message: outcome.message } };
+  }
+  const links = { s3, bucket: config.BUCKET_NAME, linkKey: await linkKey(), baseUrl, presignSeconds: config.PRESIGNED_URL_SECONDS };
+  return { statusCode: 200, body: await presentInvoice(outcome.invoice, outcome.fromCache, links) };
+}
+
+const fileLinkSchema = z.object({
+  taxNum: taxNumSchema(false),
+  invoiceNo: z.string().regex(/^(\d{20}|\d{8})$/, { error: 'must be 20 digits (数电) or 8 digits' }),
+  kind: z.enum(['pdf', 'ofd', 'xml'], { error: "must be 'pdf', 'ofd' or 'xml'" }),
+  sig: z.string({ error: 'is required: use the link from a download response' }).min(1),
+});
+
+/** GET /files/{taxNum}/{invoiceNo}/{kind}?sig=...: a durable link, answered with a fresh presigned URL. */
+async function answerFileLink(event: ParsedHttpEvent): Promise<HttpReply> {
+  const { taxNum, invoiceNo, kind, sig } = parseRequest(fileLinkSchema, {
+    ...event.pathParameters,
+    sig: event.queryStringParameters?.sig,
+  });
+  if (!isValidLinkSignature(await linkKey(), taxNum, invoiceNo, kind, sig)) {
+    throw new ForbiddenError('This link is not valid: its signature does not match');
+  }
+  const invoice = await readMirroredInvoice(store, taxNum, invoiceNo);
+  if (!invoice) throw new NotFoundError(`Invoice ${invoiceNo} of ${taxNum} is not mirrored`);
+  const { url, expiresAt } = await presignGet(s3, config.BUCKET_NAME, invoice.files[kind].key, config.PRESIGNED_URL_SECONDS);
+  return { statusCode: 302, headers: { location: url, 'cache-control': 'no-store' }, body: { url, expiresAt } };
+}
+
+/** Durable links point back at the API the request came to, unless PUBLIC_BASE_URL says otherwise. */
+function baseUrlOf(event: ParsedHttpEvent): string {
+  if (config.PUBLIC_BASE_URL) return config.PUBLIC_BASE_URL;
+  const host = event.headers?.host ?? event.requestContext.domainName;
+  const scheme = event.headers?.['x-forwarded-proto'] ?? 'https';
+  return `${scheme}://${host}`;
+}
+
+export const handler = lambdaEntry(
+  httpHandler((event, context) =>
+    event.requestContext.http.method === 'GET' ? answerFileLink(event) : answerDownload(event.body, context, baseUrlOf(event)),
+  ),
+  batchHandler((job, context) => answerDownload(job, context, config.PUBLIC_BASE_URL ?? '')),
+);

@@ -1,0 +1,185 @@
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { Transform, type Readable } from 'node:stream';
+import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { FileFetchError, openFile, type FileFetchPolicy } from '#shared/file-fetch';
+import { logger } from '#shared/logger';
+import type { InvoiceFileLinks } from '#shared/providers/jumdata';
+
+/**
+ * Streams an invoice's three files from their links into S3, never holding a file whole in memory, and records
+ * what was stored. A file is mirrored completely or not at all: on any failure every object of the attempt is
+ * removed and multipart uploads are aborted.
+ */
+
+export type FileKind = keyof InvoiceFileLinks;
+export const FILE_KINDS: readonly FileKind[] = ['pdf', 'ofd', 'xml'];
+
+export interface MirroredFile {
+  key: string;
+  bytes: number;
+  sha256: string;
+  contentType: string;
+  versionId?: string;
+}
+
+/** What the first bytes say the file is. Jumdata's pdf link ends in .PDF while the others are zips: trust bytes. */
+export function sniffContentType(head: Buffer): { contentType: string; extension: string } | undefined {
+  if (head.subarray(0, 4).equals(Buffer.from('PK\x03\x04', 'latin1'))) {
+    return { contentType: 'application/zip', extension: 'zip' };
+  }
+  if (head.subarray(0, 5).toString('latin1') === '%PDF-') return { contentType: 'application/pdf', extension: 'pdf' };
+  return undefined;
+}
+
+const SNIFF_BYTES = 5;
+
+export interface MirrorOptions {
+  s3: S3Client;
+  bucket: string;
+  /** Folder of the invoice's objects, e.g. `invoices/{taxNum}/{invoiceNo}`. */
+  prefix: string;
+  /** Used in the download file name the browser offers. */
+  invoiceNo: string;
+  policy: FileFetchPolicy;
+  /** Per-file deadline for the whole transfer. */
+  fileTimeoutMs: number;
+  /** Aborts everything (the request's time budget). */
+  signal: AbortSignal;
+  /** Multipart upload tuning: memory is about partSize × (queueSize + 1) per file. */
+  partSize?: number;
+  queueSize?: number;
+}
+
+/** Mirrors all three files concurrently; either all are stored, or none are left behind. */
+export async function mirrorInvoiceFiles(
+  links: InvoiceFileLinks,
+  options: MirrorOptions,
+): Promise<Record<FileKind, MirroredFile>> {
+  const attempt = new AbortController();
+  const signal = AbortSignal.any([options.signal, attempt.signal]);
+  const results = await Promise.allSettled(
+    FILE_KINDS.map((kind) =>
+      mirrorFile(kind, links[kind], { ...options, signal }).catch((error: unknown) => {
+        attempt.abort(error); // one failure stops the siblings: the set is stored whole or not at all
+        throw error;
+      }),
+    ),
+  );
+  const failure = results.find((result) => result.status === 'rejected');
+  if (!failure) {
+    const files = results.map((result) => (result as PromiseFulfilledResult<MirroredFile>).value);
+    return Object.fromEntries(FILE_KINDS.map((kind, i) => [kind, files[i]!])) as Record<FileKind, MirroredFile>;
+  }
+  const stored = results.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+  await Promise.all(
+    stored.map((file) =>
+      options.s3.send(new DeleteObjectCommand({ Bucket: options.bucket, Key: file.key, VersionId: file.versionId })),
+    ),
+  );
+  // The first failure is the cause; the siblings' aborts are its consequence.
+  throw (failure as PromiseRejectedResult).reason;
+}
+
+async function mirrorFile(kind: FileKind, link: string, options: MirrorOptions): Promise<MirroredFile> {
+  const signal = AbortSignal.any([options.signal, AbortSignal.timeout(options.fileTimeoutMs)]);
+  try {
+    return await streamToS3(kind, link, options, signal);
+  } catch (error) {
+    const cause = asFetchError(error, kind, signal, options.fileTimeoutMs);
+    logger.warn('file not mirrored', { kind, reason: (cause as Error).message });
+    throw cause;
+  }
+}
+
+async function streamToS3(kind: FileKind, link: string, options: MirrorOptions, signal: AbortSignal): Promise<MirroredFile> {
+  const opened = await openFile(link, options.policy, signal);
+  const head = await peek(opened.body, SNIFF_BYTES);
+  const sniffed = sniffContentType(head);
+  if (!sniffed) {
+    opened.body.destroy();
+    throw new FileFetchError('wrong_content', `the ${kind} link gave neither a zip nor a pdf (it starts with ${JSON.stringify(head.toString('latin1'))})`, true);
+  }
+
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const { maxBytes } = options.policy;
+  const meter = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      bytes += chunk.length;
+      if (bytes > maxBytes) return done(new FileFetchError('too_large', `the ${kind} file is over the ${maxBytes}-byte cap`, false));
+      hash.update(chunk);
+      done(null, chunk);
+    },
+    flush(done) {
+      if (opened.contentLength !== undefined && bytes !== opened.contentLength) {
+        return done(new FileFetchError('truncated', `the ${kind} file ended after ${bytes} of ${opened.contentLength} bytes`, true));
+      }
+      done();
+    },
+  });
+  // A body cut short ("aborted") reaches the meter as an error, which fails the upload.
+  opened.body.on('error', (error) => meter.destroy(error));
+  opened.body.pipe(meter);
+
+  const key = `${options.prefix}/${kind}.${sniffed.extension}`;
+  const upload = new Upload({
+    client: options.s3,
+    params: {
+      Bucket: options.bucket,
+      Key: key,
+      Body: meter,
+      ContentType: sniffed.contentType,
+      ContentDisposition: `attachment; filename="${options.invoiceNo}.${kind}.${sniffed.extension}"`,
+    },
+    partSize: options.partSize ?? 5 * 1024 * 1024,
+    queueSize: options.queueSize ?? 2,
+    leavePartsOnError: false,
+  });
+  const stopUpload = () => void upload.abort().catch(() => undefined);
+  signal.addEventListener('abort', stopUpload, { once: true });
+  try {
+    const result = await upload.done();
+    return { key, bytes, sha256: hash.digest('hex'), contentType: sniffed.contentType, versionId: result.VersionId };
+  } catch (error) {
+    opened.body.destroy();
+    throw meter.errored ?? error;
+  } finally {
+    signal.removeEventListener('abort', stopUpload);
+  }
+}
+
+/** Reads at least `count` bytes (fewer if the body is shorter) and puts them back, so the body is untouched. */
+async function peek(body: Readable, count: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  while (length < count && !body.readableEnded) {
+    const chunk = body.read() as Buffer | null;
+    if (chunk) {
+      chunks.push(chunk);
+      length += chunk.length;
+      continue;
+    }
+    await Promise.race([once(body, 'readable'), once(body, 'end')]);
+  }
+  const head = Buffer.concat(chunks);
+  if (head.length > 0) body.unshift(head);
+  return head;
+}
+
+/**
+ * Anything that broke the transfer, in FileFetchError's terms. An abort from outside (the request's time budget, or
+ * a sibling file's failure) passes through as its own reason.
+ */
+function asFetchError(error: unknown, kind: FileKind, signal: AbortSignal, timeoutMs: number): unknown {
+  if (error instanceof FileFetchError) return error;
+  if (signal.aborted) {
+    const reason = signal.reason as unknown;
+    if (reason instanceof DOMException && reason.name === 'TimeoutError') {
+      return new FileFetchError('timeout', `the ${kind} file did not arrive within ${timeoutMs} ms`, true);
+    }
+    return reason ?? error;
+  }
+  return new FileFetchError('truncated', `the ${kind} transfer broke off (${(error as Error).message})`, true);
+}

@@ -1,0 +1,43 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { MirroredInvoice } from './archive.ts';
+import { durableLink, presignGet } from './links.ts';
+import { FILE_KINDS } from './mirror.ts';
+
+export interface LinkSettings {
+  s3: S3Client;
+  bucket: string;
+  linkKey: string;
+  /** Base URL of the API, for durable links. */
+  baseUrl: string;
+  presignSeconds: number;
+}
+
+/** The 200 body of POST /download: the invoice, and for each file fresh presigned URLs and its durable link. */
+export async function presentInvoice(record: MirroredInvoice, fromCache: boolean, links: LinkSettings) {
+  const files = await Promise.all(
+    FILE_KINDS.map(async (kind) => {
+      const file = record.files[kind];
+      const presigned = await presignGet(links.s3, links.bucket, file.key, links.presignSeconds);
+      return [
+        kind,
+        {
+          ...presigned,
+          link: durableLink(links.baseUrl, links.linkKey, record.taxNum, record.invoiceNo, kind),
+          bytes: file.bytes,
+          sha256: file.sha256,
+          contentType: file.contentType,
+        },
+      ] as const;
+    }),
+  );
+  return {
+    taxNum: record.taxNum,
+    invoiceNo: record.invoiceNo,
+    issueDate: record.issueDate,
+    direction: record.direction,
+    fromCache,
+    mirroredAt: record.mirroredAt,
+    invoice: record.invoice,
+    files: Object.fromEntries(files),
+  };
+}

@@ -1,0 +1,238 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import { strToU8, zipSync } from 'fflate';
+import { sendJson, startSandboxServer, type ReceivedRequest } from './sandbox-server.ts';
+
+/**
+ * A stand-in for Jumdata's /invoice/download and for the file host its links point to, on 127.0.0.1. Like Jumdata it
+ * checks the sha256 signature and that the timestamp is in milliseconds and current, and it counts the calls it
+ * billed (code 200). The invoice number picks a behaviour; any other 8- or 20-digit number is a plain success.
+ * The files are real: a PDF, and zips holding an OFD and an XML document.
+ */
+
+export const JUMDATA_SANDBOX_CREDENTIALS = { appId: 'sandbox-jumdata-app', appSecret: 'sandbox-jumdata-secret' };
+
+export const JUMDATA_SANDBOX_MAX_SKEW_MS = 300_000;
+
+export const JUMDATA_SANDBOX_INVOICES = {
+  success: '24312000000022669098',
+  /** code 301: the tax-bureau login is missing. */
+  loginRequired: '24312000000000000301',
+  /** code 399 on the first call, success on the next. */
+  flakyOnce: '24312000000000000399',
+  /** code 603: balance too low (terminal). */
+  noBalance: '24312000000000000603',
+  /** code 609: too frequent (rate limited). */
+  tooFrequent: '24312000000000000609',
+  /** The pdf file trickles in slower than any time budget. */
+  slowFile: '24312000000000000001',
+  /** The ofd file's connection is cut half way through its declared length. */
+  truncatedFile: '24312000000000000002',
+  /** The xml link answers an HTML page instead of a zip. */
+  htmlInsteadOfZip: '24312000000000000003',
+  /** The ofd file is larger than the mirror's size cap (sent without a length, so only counting catches it). */
+  overCap: '24312000000000000004',
+} as const;
+
+export interface JumdataSandboxOptions {
+  /** Size of each served file; the benchmark uses 1 MB and 100 MB. */
+  fileBytes?: number;
+  /** How long the slow file takes to finish. */
+  slowFileMs?: number;
+  /** Size of the over-cap file. */
+  overCapBytes?: number;
+}
+
+export interface JumdataSandbox {
+  /** Base URL of the API (append /invoice/download). */
+  url: string;
+  /** host:port of the file host, for MIRROR_ALLOWED_HOSTS. */
+  fileHost: string;
+  received: ReceivedRequest[];
+  /** Calls answered with code 200 and charge: true. */
+  billedCalls(): number;
+  /** Billed calls per invoice number. */
+  billedCallsFor(invoiceNo: string): number;
+  close(): Promise<void>;
+}
+
+export async function startJumdataSandbox(options: JumdataSandboxOptions = {}): Promise<JumdataSandbox> {
+  const billed = new Map<string, number>();
+  const seen = new Map<string, number>();
+  const files = new InvoiceFiles(options.fileBytes);
+  let origin = '';
+
+  async function handle(request: ReceivedRequest, res: ServerResponse) {
+    if (request.method === 'GET' && request.path.startsWith('/files/')) {
+      await serveFile(request.path, res);
+      return;
+    }
+    if (!/^\/invoice\/download(\/year)?$/.test(request.path)) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+      return;
+    }
+    sendJson(res, answer(request.fields));
+  }
+
+  function answer(fields: Record<string, string>): object {
+    const missing = ['appId', 'timestamp', 'sign', 'nsrsbh', 'fphm', 'kprq', 'jxxbz'].filter((k) => !fields[k]);
+    if (missing.length > 0) return { code: 400, msg: `参数错误: 缺少${missing.join(',')}` };
+    if (fields.appId !== JUMDATA_SANDBOX_CREDENTIALS.appId) return { code: 400, msg: '参数错误: appId不存在' };
+    if (!/^\d{13}$/.test(fields.timestamp!) || Math.abs(Date.now() - Number(fields.timestamp)) > JUMDATA_SANDBOX_MAX_SKEW_MS) {
+      return { code: 400, msg: '参数错误: timestamp须为当前毫秒时间戳' };
+    }
+    const expected = createHash('sha256')
+      .update(`${fields.appId}${JUMDATA_SANDBOX_CREDENTIALS.appSecret}${fields.timestamp}`)
+      .digest('hex');
+    if (fields.sign !== expected) return { code: 400, msg: '参数错误: 签名错误' };
+    if (!['1', '2'].includes(fields.jxxbz!)) return { code: 400, msg: '参数错误: jxxbz只能是1或2' };
+    if (!/^\d{4}-\d{2}-\d{2}/.test(fields.kprq!)) return { code: 400, msg: '参数错误: kprq格式错误' };
+
+    const invoiceNo = fields.fphm!;
+    const taskNo = randomBytes(12).toString('hex');
+    const calls = (seen.get(invoiceNo) ?? 0) + 1;
+    seen.set(invoiceNo, calls);
+    switch (invoiceNo) {
+      case JUMDATA_SANDBOX_INVOICES.loginRequired:
+        return { code: 301, msg: '纳税人未登录或登录失效, 请重新登录', taskNo, charge: false };
+      case JUMDATA_SANDBOX_INVOICES.noBalance:
+        return { code: 603, msg: '余额不足请充值', taskNo, charge: false };
+      case JUMDATA_SANDBOX_INVOICES.tooFrequent:
+        return { code: 609, msg: '请求过于频繁,请稍候再试', taskNo, charge: false };
+      case JUMDATA_SANDBOX_INVOICES.flakyOnce:
+        if (calls === 1) return { code: 399, msg: '税局异常,请稍候再试', taskNo, charge: false };
+    }
+    billed.set(invoiceNo, (billed.get(invoiceNo) ?? 0) + 1);
+    const base = `${origin}/files/${invoiceNo}`;
+    return {
+      msg: '成功',
+      code: 200,
+      taskNo,
+      charge: true,
+      data: {
+        xmlFile: `${base}/xml.zip`,
+        ofdFile: `${base}/ofd.zip`,
+        pdfFile: `${base}/pdf.PDF`,
+        Fphm: '',
+        Qdfphm: invoiceNo,
+        Kprq: `${fields.kprq!.slice(0, 10)} 15:58:41`,
+        FppzDm: '01',
+        Sfzf: '未作废',
+        Sfch: '未冲红',
+        SfchDm: 'N',
+        Gmfnsrsbh: '91330110MAC6123456',
+        Cyjg: '经查验,发票信息一致',
+      },
+    };
+  }
+
+  async function serveFile(path: string, res: ServerResponse) {
+    const [, , invoiceNo = '', name = ''] = path.split('/');
+    const kind = name.split('.')[0] as 'pdf' | 'ofd' | 'xml';
+    if (!['pdf', 'ofd', 'xml'].includes(kind)) {
+      res.writeHead(404).end();
+      return;
+    }
+    const body = files.get(kind);
+    const type = kind === 'pdf' ? 'application/pdf' : 'application/zip';
+    if (invoiceNo === JUMDATA_SANDBOX_INVOICES.htmlInsteadOfZip && kind === 'xml') {
+      res.writeHead(200, { 'content-type': 'text/html' }).end('<!DOCTYPE html><html><body>文件不存在或已过期</body></html>');
+    } else if (invoiceNo === JUMDATA_SANDBOX_INVOICES.truncatedFile && kind === 'ofd') {
+      res.writeHead(200, { 'content-type': type, 'content-length': body.length });
+      res.write(body.subarray(0, Math.floor(body.length / 2)), () => res.destroy());
+    } else if (invoiceNo === JUMDATA_SANDBOX_INVOICES.overCap && kind === 'ofd') {
+      await streamBytes(res, type, options.overCapBytes ?? 80 * 1024 * 1024);
+    } else if (invoiceNo === JUMDATA_SANDBOX_INVOICES.slowFile && kind === 'pdf') {
+      await trickle(res, type, body, options.slowFileMs ?? 120_000);
+    } else {
+      res.writeHead(200, { 'content-type': type, 'content-length': body.length }).end(body);
+    }
+  }
+
+  const server = await startSandboxServer(handle);
+  origin = server.origin;
+  return {
+    url: origin,
+    fileHost: origin.replace('http://', ''),
+    received: server.received,
+    billedCalls: () => [...billed.values()].reduce((sum, n) => sum + n, 0),
+    billedCallsFor: (invoiceNo) => billed.get(invoiceNo) ?? 0,
+    close: server.close,
+  };
+}
+
+/** The three documents, built once per size: a real PDF, and zips holding an OFD and an XML invoice. */
+class InvoiceFiles {
+  private readonly cache = new Map<string, Buffer>();
+  constructor(private readonly size?: number) {}
+
+  get(kind: 'pdf' | 'ofd' | 'xml'): Buffer {
+    let file = this.cache.get(kind);
+    if (!file) {
+      file = kind === 'pdf' ? pdfDocument(this.size ?? 0) : zipOf(`invoice.${kind}`, this.size ?? 0);
+      this.cache.set(kind, file);
+    }
+    return file;
+  }
+}
+
+/** A valid one-page PDF; `padding` bytes of incompressible data in a stream make it as large as asked. */
+function pdfDocument(size: number): Buffer {
+  const padding = randomBytes(Math.max(0, size - 600));
+  const parts: Buffer[] = [];
+  const offsets: number[] = [];
+  let length = 0;
+  const add = (chunk: string | Buffer) => {
+    const buffer = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
+    parts.push(buffer);
+    length += buffer.length;
+  };
+  const object = (text: string) => {
+    offsets.push(length);
+    add(text);
+  };
+  add('%PDF-1.4\n');
+  object('1 0 obj <</Type /Catalog /Pages 2 0 R>> endobj\n');
+  object('2 0 obj <</Type /Pages /Kids [3 0 R] /Count 1>> endobj\n');
+  object('3 0 obj <</Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R>> endobj\n');
+  const content = 'BT /F1 12 Tf 72 760 Td (einvoice-bridge sandbox invoice) Tj ET';
+  object(`4 0 obj <</Length ${content.length}>> stream\n${content}\nendstream endobj\n`);
+  offsets.push(length);
+  add(`5 0 obj <</Length ${padding.length}>> stream\n`);
+  add(padding);
+  add('\nendstream endobj\n');
+  const xref = length;
+  add(`xref\n0 6\n0000000000 65535 f \n${offsets.map((o) => `${String(o).padStart(10, '0')} 00000 n \n`).join('')}`);
+  add(`trailer <</Size 6 /Root 1 0 R>>\nstartxref\n${xref}\n%%EOF\n`);
+  return Buffer.concat(parts);
+}
+
+/** A real zip holding one document, padded with a stored (uncompressed) entry of random bytes up to `size`. */
+function zipOf(name: string, size: number): Buffer {
+  const document = strToU8(`<?xml version="1.0" encoding="UTF-8"?><EInvoice><InvoiceNumber>sandbox</InvoiceNumber></EInvoice>`);
+  const entries: Record<string, Uint8Array | [Uint8Array, { level: 0 }]> = { [name]: document };
+  if (size > 1024) entries['padding.bin'] = [randomBytes(size - 1024), { level: 0 }];
+  return Buffer.from(zipSync(entries));
+}
+
+/** Sends `total` bytes of a zip-looking stream with no declared length. */
+async function streamBytes(res: ServerResponse, type: string, total: number) {
+  res.writeHead(200, { 'content-type': type });
+  const chunk = Buffer.alloc(64 * 1024, 7);
+  chunk.write('PK\x03\x04', 'latin1');
+  for (let sent = 0; sent < total && !res.destroyed; sent += chunk.length) {
+    if (!res.write(chunk)) await new Promise((resolve) => res.once('drain', resolve));
+  }
+  res.end();
+}
+
+/** Sends `body` in twenty pieces spread over `durationMs`. */
+async function trickle(res: ServerResponse, type: string, body: Buffer, durationMs: number) {
+  res.writeHead(200, { 'content-type': type, 'content-length': body.length });
+  const step = Math.ceil(body.length / 20);
+  for (let offset = 0; offset < body.length && !res.destroyed; offset += step) {
+    res.write(body.subarray(offset, offset + step));
+    await new Promise((resolve) => setTimeout(resolve, durationMs / 20));
+  }
+  res.end();
+}

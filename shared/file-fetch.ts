@@ -1,0 +1,136 @@
+import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions } from 'node:dns';
+import { get as httpGet, type IncomingMessage } from 'node:http';
+import { get as httpsGet } from 'node:https';
+import { isIP, type LookupFunction } from 'node:net';
+import ipaddr from 'ipaddr.js';
+
+/**
+ * Opens a provider's file link without letting the link reach anything it should not: https only, public unicast
+ * addresses only (checked on the address actually connected to, so DNS cannot swap it), redirects under the same
+ * rules, a deadline and a size cap. Hosts named in `allowedHosts` (local mode's file host) may use http and private
+ * addresses.
+ */
+
+export interface FileFetchPolicy {
+  /** `host` or `host:port`, lower case. */
+  allowedHosts: ReadonlySet<string>;
+  maxBytes: number;
+  maxRedirects: number;
+}
+
+export type FileFetchFailure =
+  | 'refused_url'
+  | 'refused_address'
+  | 'http_status'
+  | 'too_large'
+  | 'truncated'
+  | 'network'
+  | 'timeout'
+  | 'wrong_content';
+
+/** A file could not be fetched; `retryable` says whether the same link may work later. */
+export class FileFetchError extends Error {
+  constructor(
+    readonly reason: FileFetchFailure,
+    message: string,
+    readonly retryable: boolean,
+  ) {
+    super(message);
+    this.name = 'FileFetchError';
+  }
+}
+
+export interface OpenedFile {
+  body: IncomingMessage;
+  /** The declared length, when the server sent one. */
+  contentLength?: number;
+  url: URL;
+}
+
+export function parseAllowedHosts(setting: string): Set<string> {
+  return new Set(
+    setting
+      .split(',')
+      .map((host) => host.trim().toLowerCase())
+      .filter(Boolean),
+  );
+}
+
+/** Opens `link`, following redirects; the caller reads the body and must respect `signal` for the whole transfer. */
+export async function openFile(link: string, policy: FileFetchPolicy, signal: AbortSignal): Promise<OpenedFile> {
+  let url = parseLink(link);
+  for (let redirects = 0; ; redirects++) {
+    const response = await request(url, policy, signal);
+    const status = response.statusCode ?? 0;
+    if (status >= 300 && status < 400 && response.headers.location) {
+      response.resume();
+      if (redirects >= policy.maxRedirects) {
+        throw new FileFetchError('refused_url', `more than ${policy.maxRedirects} redirects`, false);
+      }
+      url = parseLink(new URL(response.headers.location, url).href);
+      continue;
+    }
+    if (status < 200 || status > 299) {
+      response.resume();
+      throw new FileFetchError('http_status', `the file host answered HTTP ${status}`, status >= 500 || status === 429);
+    }
+    const declared = response.headers['content-length'];
+    const contentLength = declared === undefined ? undefined : Number(declared);
+    if (contentLength !== undefined && contentLength > policy.maxBytes) {
+      response.destroy();
+      throw new FileFetchError('too_large', `the file is ${contentLength} bytes, over the ${policy.maxBytes}-byte cap`, false);
+    }
+    return { body: response, contentLength, url };
+  }
+
+  function parseLink(text: string): URL {
+    if (!URL.canParse(text)) throw new FileFetchError('refused_url', 'the file link is not a URL', false);
+    const parsed = new URL(text);
+    const allowed = isAllowedHost(parsed, policy);
+    if (parsed.protocol !== 'https:' && !(parsed.protocol === 'http:' && allowed)) {
+      throw new FileFetchError('refused_url', `refused ${parsed.protocol} link to ${parsed.host}: https only`, false);
+    }
+    const literal = parsed.hostname.replace(/^\[|\]$/g, '');
+    if (isIP(literal) && !allowed && !isPublicAddress(literal)) {
+      throw new FileFetchError('refused_address', `refused link to the non-public address ${literal}`, false);
+    }
+    return parsed;
+  }
+}
+
+function isAllowedHost(url: URL, policy: FileFetchPolicy): boolean {
+  return policy.allowedHosts.has(url.hostname.toLowerCase()) || policy.allowedHosts.has(url.host.toLowerCase());
+}
+
+/** Only ordinary public unicast addresses: no private, loopback, link-local, CGNAT, multicast or reserved ones. */
+export function isPublicAddress(address: string): boolean {
+  if (!ipaddr.isValid(address)) return false;
+  return ipaddr.process(address).range() === 'unicast';
+}
+
+function request(url: URL, policy: FileFetchPolicy, signal: AbortSignal): Promise<IncomingMessage> {
+  const get = url.protocol === 'https:' ? httpsGet : httpGet;
+  const lookup = isAllowedHost(url, policy) ? undefined : publicOnlyLookup;
+  return new Promise((resolve, reject) => {
+    const req = get(url, { signal, lookup, headers: { accept: '*/*', 'user-agent': 'einvoice-bridge' } }, resolve);
+    req.on('error', (error: NodeJS.ErrnoException) => {
+      if (error instanceof FileFetchError) reject(error);
+      else if (signal.aborted) reject(signal.reason);
+      else reject(new FileFetchError('network', `the file host could not be reached (${error.code ?? error.message})`, true));
+    });
+  });
+}
+
+/** A DNS lookup that refuses, at connect time, any name that resolves to a non-public address. */
+const publicOnlyLookup: LookupFunction = (hostname, options, callback) => {
+  dnsLookup(hostname, { ...options, all: true } as LookupAllOptions, (error, addresses: LookupAddress[]) => {
+    if (error) return callback(error, '', 0);
+    const refused = addresses.find((entry) => !isPublicAddress(entry.address));
+    if (refused || addresses.length === 0) {
+      const failure = new FileFetchError('refused_address', `refused ${hostname}: it resolves to ${refused?.address ?? 'nothing'}`, false);
+      return callback(failure as unknown as NodeJS.ErrnoException, '', 0);
+    }
+    if (options.all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, addresses);
+    return callback(null, addresses[0]!.address, addresses[0]!.family);
+  });
+};
