@@ -1,13 +1,15 @@
 import { CfnOutput, Duration, RemovalPolicy, SecretValue, Stack, Validations, type StackProps } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
-import { HttpApi, HttpMethod, HttpStage, LogGroupLogDestination } from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpApi, HttpMethod, HttpNoneAuthorizer, HttpStage, LogGroupLogDestination } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import type { Bucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { BridgeFunction } from './bridge-function.ts';
+import { grantInvoiceArchive, invoiceBucket } from './invoice-bucket.ts';
 
 /**
  * API Gateway gives up on an integration after 29 s. A function behind it stops at 25 s, and gives a provider 10 s,
@@ -23,10 +25,13 @@ export interface InvoiceStackProps extends StackProps {
 
 export class InvoiceStack extends Stack {
   readonly api: HttpApi;
-  readonly functions: { retry: NodejsFunction; erpUpdate: NodejsFunction };
+  readonly functions: { retry: NodejsFunction; erpUpdate: NodejsFunction; download: NodejsFunction };
+  readonly bucket: Bucket;
 
   constructor(scope: Construct, id: string, props: InvoiceStackProps = {}) {
     super(scope, id, props);
+    // Server access logs are delivered under a bucket policy, not ACLs (ACLs stay disabled on every bucket).
+    this.node.setContext('@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy', true);
 
     this.api = new HttpApi(this, 'Api', {
       description: 'einvoice-bridge: retry, ERP write-back and invoice file mirroring',
@@ -52,7 +57,7 @@ export class InvoiceStack extends Stack {
       id: 'Retry',
       name: 'retry',
       description: 'Re-push a failed invoice order through fw199 to Nuonuo (开票重试)',
-      route: { method: HttpMethod.POST, path: '/retry' },
+      routes: [{ method: HttpMethod.POST, path: '/retry' }],
       secret: { id: 'Fw199Secret', envName: 'FW199_SECRET_ID', label: 'fw199 (蜂巢) gateway credentials', fields: ['appId', 'appSecret'] },
       environment: {
         FW199_BASE_URL: 'https://kf.fw199.com',
@@ -63,11 +68,52 @@ export class InvoiceStack extends Stack {
       id: 'ErpUpdate',
       name: 'erp-update',
       description: 'Write an invoicing result back to 旺店通 ERP (回传开发票结果)',
-      route: { method: HttpMethod.POST, path: '/erp-update' },
+      routes: [{ method: HttpMethod.POST, path: '/erp-update' }],
       secret: { id: 'WdtSecret', envName: 'WDT_SECRET_ID', label: '旺店通 (WDT) openapi2 credentials', fields: ['sid', 'appKey', 'appSecret'] },
       environment: { WDT_BASE_URL: 'https://api.wangdian.cn/openapi2' },
     });
-    this.functions = { retry, erpUpdate };
+
+    this.bucket = invoiceBucket(this);
+    const linkKey = new Secret(this, 'LinkKeySecret', {
+      description: 'HMAC key of the durable file links (generated; rotating it invalidates every link handed out)',
+      generateSecretString: {
+        secretStringTemplate: '{}',
+        generateStringKey: 'key',
+        passwordLength: 64,
+        excludePunctuation: true,
+      },
+    });
+    Validations.of(linkKey).acknowledge({
+      id: 'AwsSolutions-SMG4',
+      reason: 'Durable file links handed to the ERP and to people must stay valid for years; rotating the key would break them all.',
+    });
+    const download = this.apiFunction({
+      id: 'Download',
+      name: 'download',
+      description: 'Mirror an invoice\'s pdf/ofd/xml from Jumdata into S3, and serve durable links to them',
+      memorySize: 512,
+      routes: [
+        { method: HttpMethod.POST, path: '/download' },
+        // The durable link carries its own HMAC: a browser or the ERP opens it without AWS credentials.
+        { method: HttpMethod.GET, path: '/files/{taxNum}/{invoiceNo}/{kind}', anonymous: true },
+      ],
+      secret: { id: 'JumdataSecret', envName: 'JUMDATA_SECRET_ID', label: 'Jumdata (聚美智数) credentials', fields: ['appId', 'appSecret'] },
+      environment: {
+        JUMDATA_BASE_URL: 'https://api.jumdata.com',
+        JUMDATA_DOWNLOAD_PATH: '/invoice/download',
+        LINK_KEY_SECRET_ID: linkKey.secretArn,
+        BUCKET_NAME: this.bucket.bucketName,
+        PUBLIC_BASE_URL: stage.url,
+        MIRROR_MAX_FILE_BYTES: String(64 * 1024 * 1024),
+        MIRROR_FILE_TIMEOUT_MS: '20000',
+        PRESIGNED_URL_SECONDS: '600',
+        LEASE_SECONDS: '60',
+        TAX_NUM_CHECK: props.taxNumCheck ?? 'strict',
+      },
+    });
+    linkKey.grantRead(download);
+    grantInvoiceArchive(this.bucket, download);
+    this.functions = { retry, erpUpdate, download };
   }
 
   /** A function behind one API route, with its own provider secret that only it may read. */
@@ -75,16 +121,17 @@ export class InvoiceStack extends Stack {
     id: string;
     name: string;
     description: string;
-    route: { method: HttpMethod; path: string };
+    routes: Array<{ method: HttpMethod; path: string; anonymous?: boolean }>;
     secret: { id: string; envName: string; label: string; fields: string[] };
     environment: Record<string, string>;
+    memorySize?: number;
   }): NodejsFunction {
     const secret = providerSecret(this, spec.secret.id, spec.secret.label, spec.secret.fields);
     const { fn } = new BridgeFunction(this, spec.id, {
       name: spec.name,
       description: spec.description,
       timeout: FUNCTION_TIMEOUT,
-      memorySize: 256,
+      memorySize: spec.memorySize ?? 256,
       logRetention: RetentionDays.SIX_MONTHS,
       environment: {
         ...spec.environment,
@@ -97,11 +144,21 @@ export class InvoiceStack extends Stack {
       value: secret.secretArn,
       description: `Put ${JSON.stringify(Object.fromEntries(spec.secret.fields.map((f) => [f, '...'])))} here`,
     });
-    this.api.addRoutes({
-      path: spec.route.path,
-      methods: [spec.route.method],
-      integration: new HttpLambdaIntegration(`${spec.id}Integration`, fn),
-    });
+    const integration = new HttpLambdaIntegration(`${spec.id}Integration`, fn);
+    for (const route of spec.routes) {
+      const [added] = this.api.addRoutes({
+        path: route.path,
+        methods: [route.method],
+        integration,
+        authorizer: route.anonymous ? new HttpNoneAuthorizer() : undefined,
+      });
+      if (route.anonymous) {
+        Validations.of(added!).acknowledge({
+          id: 'AwsSolutions-APIG4',
+          reason: 'A durable file link is authorised by the HMAC signature it carries, checked by the function.',
+        });
+      }
+    }
     return fn;
   }
 }

@@ -95,32 +95,41 @@ async function mirrorFile(kind: FileKind, link: string, options: MirrorOptions):
 
 async function streamToS3(kind: FileKind, link: string, options: MirrorOptions, signal: AbortSignal): Promise<MirroredFile> {
   const opened = await openFile(link, options.policy, signal);
-  const head = await peek(opened.body, SNIFF_BYTES);
+  const head = await peek(opened.body, SNIFF_BYTES).catch((error: unknown) => {
+    throw signal.aborted ? error : brokenOff(kind, error);
+  });
   const sniffed = sniffContentType(head);
   if (!sniffed) {
     opened.body.destroy();
-    throw new FileFetchError('wrong_content', `the ${kind} link gave neither a zip nor a pdf (it starts with ${JSON.stringify(head.toString('latin1'))})`, true);
+    const start = head.subarray(0, 16).toString('latin1').replace(/[^\x20-\x7e]/g, '.');
+    throw new FileFetchError('wrong_content', `the ${kind} link gave neither a zip nor a pdf (it starts with "${start}")`, true);
   }
 
   const hash = createHash('sha256');
   let bytes = 0;
+  // What went wrong on the way in (a broken body, too many bytes), as opposed to S3 failing the upload.
+  let streamFailure: unknown;
+  const failStream = (error: unknown) => {
+    streamFailure ??= error;
+    return error as Error;
+  };
   const { maxBytes } = options.policy;
   const meter = new Transform({
     transform(chunk: Buffer, _encoding, done) {
       bytes += chunk.length;
-      if (bytes > maxBytes) return done(new FileFetchError('too_large', `the ${kind} file is over the ${maxBytes}-byte cap`, false));
+      if (bytes > maxBytes) return done(failStream(new FileFetchError('too_large', `the ${kind} file is over the ${maxBytes}-byte cap`, false)));
       hash.update(chunk);
       done(null, chunk);
     },
     flush(done) {
       if (opened.contentLength !== undefined && bytes !== opened.contentLength) {
-        return done(new FileFetchError('truncated', `the ${kind} file ended after ${bytes} of ${opened.contentLength} bytes`, true));
+        return done(failStream(new FileFetchError('truncated', `the ${kind} file ended after ${bytes} of ${opened.contentLength} bytes`, true)));
       }
       done();
     },
   });
   // A body cut short ("aborted") reaches the meter as an error, which fails the upload.
-  opened.body.on('error', (error) => meter.destroy(error));
+  opened.body.on('error', (error) => meter.destroy(failStream(brokenOff(kind, error))));
   opened.body.pipe(meter);
 
   const key = `${options.prefix}/${kind}.${sniffed.extension}`;
@@ -144,7 +153,8 @@ async function streamToS3(kind: FileKind, link: string, options: MirrorOptions, 
     return { key, bytes, sha256: hash.digest('hex'), contentType: sniffed.contentType, versionId: result.VersionId };
   } catch (error) {
     opened.body.destroy();
-    throw meter.errored ?? error;
+    // A broken or oversized body fails the upload through the meter; then that is the cause worth reporting.
+    throw streamFailure ?? error;
   } finally {
     signal.removeEventListener('abort', stopUpload);
   }
@@ -181,5 +191,8 @@ function asFetchError(error: unknown, kind: FileKind, signal: AbortSignal, timeo
     }
     return reason ?? error;
   }
-  return new FileFetchError('truncated', `the ${kind} transfer broke off (${(error as Error).message})`, true);
+  return error; // S3's own failure
 }
+
+const brokenOff = (kind: FileKind, error: unknown) =>
+  new FileFetchError('truncated', `the ${kind} transfer broke off (${(error as Error).message})`, true);

@@ -1,0 +1,103 @@
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import { mockClient } from 'aws-sdk-client-mock';
+import 'aws-sdk-client-mock-vitest/extend';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { parseAllowedHosts } from '#shared/file-fetch';
+import { mirrorInvoiceFiles } from '../../functions/download/mirror.ts';
+import { listen } from '../helpers/servers.ts';
+
+/**
+ * The failure paths a local S3 server cannot produce: S3 itself failing in the middle of a multipart upload.
+ * Whatever fails, the multipart upload is aborted and the files already stored are removed, version and all.
+ */
+
+const s3mock = mockClient(S3Client);
+let host: Awaited<ReturnType<typeof listen>>;
+const bigZip = Buffer.concat([Buffer.from('PK\x03\x04', 'latin1'), Buffer.alloc(12 * 1024 * 1024, 1)]);
+
+beforeAll(async () => {
+  host = await listen((req, res) => {
+    if (req.url === '/ofd.zip') return res.writeHead(200, { 'content-length': bigZip.length }).end(bigZip);
+    if (req.url === '/pdf.PDF') return res.writeHead(200).end('%PDF-1.4 small');
+    res.writeHead(200).end('PK\x03\x04 small');
+  });
+});
+afterAll(() => host.close());
+beforeEach(() => s3mock.reset());
+
+const links = () => ({ pdf: `${host.url}/pdf.PDF`, ofd: `${host.url}/ofd.zip`, xml: `${host.url}/xml.zip` });
+const options = () => ({
+  s3: new S3Client({ region: 'cn-north-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } }),
+  bucket: 'archive',
+  prefix: 'invoices/T/N',
+  invoiceNo: 'N',
+  policy: { allowedHosts: parseAllowedHosts(new URL(host.url).host), maxBytes: 64 * 1024 * 1024, maxRedirects: 3 },
+  fileTimeoutMs: 10_000,
+  signal: new AbortController().signal,
+});
+
+describe('mirroring when S3 fails mid-upload', () => {
+  it('aborts the multipart upload and removes the sibling files already stored', async () => {
+    // Prepare
+    s3mock.on(PutObjectCommand).callsFake((input: { Key: string }) => ({ ETag: '"e"', VersionId: `v-${input.Key}` }));
+    s3mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'upload-1' });
+    s3mock.on(UploadPartCommand).callsFake(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 200)); // the small files finish first
+      throw new Error('S3 is unavailable');
+    });
+    s3mock.on(AbortMultipartUploadCommand).resolves({});
+    s3mock.on(DeleteObjectCommand).resolves({});
+    // Act
+    const mirroring = mirrorInvoiceFiles(links(), options());
+    // Assess
+    await expect(mirroring).rejects.toThrow('S3 is unavailable');
+    expect(s3mock).toHaveReceivedCommandWith(AbortMultipartUploadCommand, {
+      Bucket: 'archive',
+      Key: 'invoices/T/N/ofd.zip',
+      UploadId: 'upload-1',
+    });
+    expect(s3mock).not.toHaveReceivedCommand(CompleteMultipartUploadCommand);
+    expect(s3mock).toHaveReceivedCommandWith(DeleteObjectCommand, {
+      Bucket: 'archive',
+      Key: 'invoices/T/N/pdf.pdf',
+      VersionId: 'v-invoices/T/N/pdf.pdf',
+    });
+    expect(s3mock).toHaveReceivedCommandWith(DeleteObjectCommand, {
+      Bucket: 'archive',
+      Key: 'invoices/T/N/xml.zip',
+      VersionId: 'v-invoices/T/N/xml.zip',
+    });
+  });
+
+  it('fails, having tried to abort, when the abort itself fails too (the bucket rule removes the parts later)', async () => {
+    s3mock.on(PutObjectCommand).resolves({ ETag: '"e"' });
+    s3mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'upload-2' });
+    s3mock.on(UploadPartCommand).rejects(new Error('S3 is unavailable'));
+    s3mock.on(AbortMultipartUploadCommand).rejects(new Error('abort failed too'));
+    s3mock.on(DeleteObjectCommand).resolves({});
+    // lib-storage rejects with the abort's error in this case.
+    await expect(mirrorInvoiceFiles(links(), options())).rejects.toThrow('abort failed too');
+    expect(s3mock).toHaveReceivedCommand(AbortMultipartUploadCommand);
+    expect(s3mock).not.toHaveReceivedCommand(CompleteMultipartUploadCommand);
+  });
+
+  it('stores the three files with their content types when S3 works', async () => {
+    s3mock.on(PutObjectCommand).resolves({ ETag: '"e"', VersionId: 'v1' });
+    s3mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'upload-3' });
+    s3mock.on(UploadPartCommand).resolves({ ETag: '"p"' });
+    s3mock.on(CompleteMultipartUploadCommand).resolves({ ETag: '"c"', VersionId: 'v2' });
+    const files = await mirrorInvoiceFiles(links(), options());
+    expect(files.ofd).toMatchObject({ key: 'invoices/T/N/ofd.zip', bytes: bigZip.length, contentType: 'application/zip', versionId: 'v2' });
+    expect(files.pdf).toMatchObject({ key: 'invoices/T/N/pdf.pdf', contentType: 'application/pdf', versionId: 'v1' });
+    expect(s3mock).toHaveReceivedCommandTimes(UploadPartCommand, 3);
+    expect(s3mock).not.toHaveReceivedCommand(DeleteObjectCommand);
+  });
+});
