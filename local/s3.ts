@@ -1,15 +1,18 @@
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import S3rver from 's3rver';
 
 /**
- * Local mode's S3: s3rver on 127.0.0.1 with its data in a folder, plus the one S3 feature s3rver lacks and the
- * product relies on: conditional writes (PutObject with If-None-Match: * or If-Match: etag), answered 412 as S3
- * does. Writes to one key are serialised here, so of concurrent conditional writes exactly one succeeds, as in S3.
+ * Local mode's S3: s3rver on 127.0.0.1 with its data in a folder, plus what s3rver lacks and the product relies on:
+ * conditional writes (PutObject with If-None-Match: * or If-Match: etag, answered 412 as S3 does) and atomic
+ * objects, so that of concurrent conditional writes exactly one succeeds and no reader sees half a record.
  * s3rver accepts only the credentials S3RVER / S3RVER, and checks no signature.
  */
 
 /** The part of s3rver's Koa context this layer uses. */
 interface Context {
+  length: number | undefined;
   method: string;
   path: string;
   querystring: string;
@@ -36,7 +39,7 @@ export async function startLocalS3(options: { directory: string; buckets: string
     configureBuckets: options.buckets.map((name) => ({ name, configs: [] })),
   });
   const app = server as unknown as { middleware: Array<(ctx: Context, next: Next) => Promise<void>>; store: ObjectStore };
-  app.middleware.unshift(conditionalWrites(app.store));
+  app.middleware.unshift(perKeyAtomicity(app.store));
   const address = (await server.run()) as AddressInfo;
   return {
     endpoint: `http://127.0.0.1:${address.port}`,
@@ -48,36 +51,50 @@ interface ObjectStore {
   getMetadata(bucket: string, key: string): Promise<Record<string, string>>;
 }
 
-function conditionalWrites(store: ObjectStore) {
+/** Objects up to this size are read whole while their key is locked (the work and invoice records are tiny). */
+const ATOMIC_READ_BYTES = 1024 * 1024;
+
+/**
+ * Per-key atomicity that S3 has and s3rver lacks. s3rver overwrites an object's file in place, so a concurrent
+ * reader can see half a JSON record; and it ignores If-None-Match / If-Match. Here every request on one key waits
+ * for the one before, a conditional write is checked against the current ETag (412 if it does not hold), and a
+ * small object is read whole before its key is released.
+ */
+function perKeyAtomicity(store: ObjectStore) {
   const queues = new Map<string, Promise<unknown>>();
 
   return async (ctx: Context, next: Next): Promise<void> => {
-    const ifNoneMatch = ctx.get('if-none-match');
-    const ifMatch = ctx.get('if-match');
-    const isObjectPut = ctx.method === 'PUT' && !ctx.querystring.includes('partNumber');
-    if (!isObjectPut || (!ifNoneMatch && !ifMatch)) return next();
-
     const [, bucket = '', ...keyParts] = ctx.path.split('/');
     const key = decodeURIComponent(keyParts.join('/'));
+    const isPartUpload = ctx.method === 'PUT' && ctx.querystring.includes('partNumber');
+    if (!key || isPartUpload) return next();
+
     const id = `${bucket}/${key}`;
-    const previous = queues.get(id) ?? Promise.resolve();
-    const turn = previous.then(async () => {
-      const etag = await currentEtag(store, bucket, key);
-      const holds = ifNoneMatch ? ifNoneMatch === '*' && etag === undefined : etag !== undefined && unquote(ifMatch) === etag;
-      if (!holds) {
+    const turn = (queues.get(id) ?? Promise.resolve()).then(async () => {
+      if (ctx.method === 'PUT' && !(await preconditionHolds(ctx, store, bucket, key))) {
         ctx.status = 412;
         ctx.type = 'application/xml';
         ctx.body =
           '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>PreconditionFailed</Code>' +
-          '<Message>At least one of the pre-conditions you specified did not hold</Message>' +
-          `<Condition>${ifNoneMatch ? 'If-None-Match' : 'If-Match'}</Condition></Error>`;
+          '<Message>At least one of the pre-conditions you specified did not hold</Message></Error>';
         return;
       }
       await next();
+      if (ctx.method === 'GET' && ctx.body instanceof Readable && Number(ctx.length) <= ATOMIC_READ_BYTES) {
+        ctx.body = await buffer(ctx.body);
+      }
     });
     queues.set(id, turn.catch(() => undefined));
     await turn;
   };
+}
+
+async function preconditionHolds(ctx: Context, store: ObjectStore, bucket: string, key: string): Promise<boolean> {
+  const ifNoneMatch = ctx.get('if-none-match');
+  const ifMatch = ctx.get('if-match');
+  if (!ifNoneMatch && !ifMatch) return true;
+  const etag = await currentEtag(store, bucket, key);
+  return ifNoneMatch ? ifNoneMatch === '*' && etag === undefined : etag !== undefined && unquote(ifMatch) === etag;
 }
 
 async function currentEtag(store: ObjectStore, bucket: string, key: string): Promise<string | undefined> {

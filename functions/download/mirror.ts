@@ -72,15 +72,16 @@ export async function mirrorInvoiceFiles(
     const files = results.map((result) => (result as PromiseFulfilledResult<MirroredFile>).value);
     return Object.fromEntries(FILE_KINDS.map((kind, i) => [kind, files[i]!])) as Record<FileKind, MirroredFile>;
   }
+  // Every upload has settled: it either failed before its last request, or stored the file, which goes now,
+  // version and all.
   const stored = results.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
-  await Promise.all(
-    stored.map((file) =>
-      options.s3.send(new DeleteObjectCommand({ Bucket: options.bucket, Key: file.key, VersionId: file.versionId })),
-    ),
-  );
+  await Promise.all(stored.map((file) => deleteObject(options, file.key, file.versionId)));
   // The first failure is the cause; the siblings' aborts are its consequence.
   throw (failure as PromiseRejectedResult).reason;
 }
+
+const deleteObject = (options: MirrorOptions, key: string, versionId?: string) =>
+  options.s3.send(new DeleteObjectCommand({ Bucket: options.bucket, Key: key, VersionId: versionId }));
 
 async function mirrorFile(kind: FileKind, link: string, options: MirrorOptions): Promise<MirroredFile> {
   const signal = AbortSignal.any([options.signal, AbortSignal.timeout(options.fileTimeoutMs)]);
@@ -129,7 +130,9 @@ async function streamToS3(kind: FileKind, link: string, options: MirrorOptions, 
     },
   });
   // A body cut short ("aborted") reaches the meter as an error, which fails the upload.
-  opened.body.on('error', (error) => meter.destroy(failStream(brokenOff(kind, error))));
+  opened.body.on('error', (error) =>
+    meter.destroy(signal.aborted ? (signal.reason as Error) : failStream(brokenOff(kind, error))),
+  );
   opened.body.pipe(meter);
 
   const key = `${options.prefix}/${kind}.${sniffed.extension}`;
@@ -146,8 +149,9 @@ async function streamToS3(kind: FileKind, link: string, options: MirrorOptions, 
     queueSize: options.queueSize ?? 2,
     leavePartsOnError: false,
   });
-  const stopUpload = () => void upload.abort().catch(() => undefined);
-  signal.addEventListener('abort', stopUpload, { once: true });
+  // An abort (time budget, a sibling's failure) destroys the download through `signal`, which fails the upload
+  // while it still reads the body; an upload already past its last byte finishes, and is then removed with the
+  // rest. Aborting the upload itself instead could let an in-flight PutObject land after the cleanup.
   try {
     const result = await upload.done();
     return { key, bytes, sha256: hash.digest('hex'), contentType: sniffed.contentType, versionId: result.VersionId };
@@ -155,8 +159,6 @@ async function streamToS3(kind: FileKind, link: string, options: MirrorOptions, 
     opened.body.destroy();
     // A broken or oversized body fails the upload through the meter; then that is the cause worth reporting.
     throw streamFailure ?? error;
-  } finally {
-    signal.removeEventListener('abort', stopUpload);
   }
 }
 

@@ -2,18 +2,19 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, vi } from 'vitest';
-import { startLocalMode, type LocalMode } from '../../local/server.ts';
+import { startLocalMode, type LocalMode, type LocalModeOptions } from '../../local/server.ts';
 
 /**
  * Starts local mode (API, sandboxes) once for a test file, with a 1 s upstream timeout and the sandboxes' slow
  * answers at 3 s, and keeps every log line the handlers write so tests can inspect them.
  */
-export function useLocalMode() {
+export function useLocalMode(options: Pick<LocalModeOptions, 'jumdata' | 'requestBudgetMs'> = {}, env: Record<string, string> = {}) {
   const state = { local: undefined as unknown as LocalMode, logged: [] as string[] };
 
   beforeAll(async () => {
     process.env.UPSTREAM_TIMEOUT_MS = '1000';
     process.env.POWERTOOLS_LOG_LEVEL = 'DEBUG';
+    Object.assign(process.env, env);
     // The handlers' log lines are kept for inspection, and kept out of the test output.
     for (const stream of [process.stdout, process.stderr]) {
       vi.spyOn(stream, 'write').mockImplementation((chunk: string | Uint8Array) => {
@@ -22,7 +23,7 @@ export function useLocalMode() {
       });
     }
     const stateDir = await mkdtemp(join(tmpdir(), 'local-mode-'));
-    state.local = await startLocalMode({ port: 0, env: {}, stateDir, slowAnswerMs: 3_000 });
+    state.local = await startLocalMode({ port: 0, env: {}, stateDir, slowAnswerMs: 3_000, ...options });
   });
 
   afterAll(async () => {
