@@ -11,6 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvoiceStack } from '../../infra/invoice-stack.ts';
 import { FW199_SANDBOX_CREDENTIALS, FW199_SANDBOX_ORDERS, startFw199Sandbox } from '../../local/sandboxes/fw199.ts';
 import { startWdtSandbox, WDT_SANDBOX_CREDENTIALS, WDT_SANDBOX_INVOICES } from '../../local/sandboxes/wdt.ts';
+import { JUMDATA_SANDBOX_CREDENTIALS, JUMDATA_SANDBOX_INVOICES, startJumdataSandbox } from '../../local/sandboxes/jumdata.ts';
+import { LOCAL_S3_CREDENTIALS, startLocalS3 } from '../../local/s3.ts';
 import { startFakeSecretsManager } from '../helpers/fake-secrets-manager.ts';
 
 /**
@@ -31,6 +33,8 @@ if (!node24 && process.env.CI) throw new Error('CI must run the bundle under Nod
 const secretArns = {
   fw199: 'arn:aws:secretsmanager:cn-north-1:000000000000:secret:fw199-AbCdEf',
   wdt: 'arn:aws:secretsmanager:cn-north-1:000000000000:secret:wdt-GhIjKl',
+  jumdata: 'arn:aws:secretsmanager:cn-north-1:000000000000:secret:jumdata-MnOpQr',
+  linkKey: 'arn:aws:secretsmanager:cn-north-1:000000000000:secret:link-key-StUvWx',
 };
 
 interface Bundle {
@@ -59,18 +63,24 @@ beforeAll(async () => {
 describe.skipIf(!node24)('the bundled functions under Node 24', () => {
   let fw199: Awaited<ReturnType<typeof startFw199Sandbox>>;
   let wdt: Awaited<ReturnType<typeof startWdtSandbox>>;
+  let jumdata: Awaited<ReturnType<typeof startJumdataSandbox>>;
+  let s3: Awaited<ReturnType<typeof startLocalS3>>;
   let secretsManager: Awaited<ReturnType<typeof startFakeSecretsManager>>;
 
   beforeAll(async () => {
     fw199 = await startFw199Sandbox();
     wdt = await startWdtSandbox();
+    jumdata = await startJumdataSandbox();
+    s3 = await startLocalS3({ directory: await mkdtemp(join(tmpdir(), 's3-')), buckets: ['archive'] });
     secretsManager = await startFakeSecretsManager({
       [secretArns.fw199]: JSON.stringify(FW199_SANDBOX_CREDENTIALS),
       [secretArns.wdt]: JSON.stringify(WDT_SANDBOX_CREDENTIALS),
+      [secretArns.jumdata]: JSON.stringify(JUMDATA_SANDBOX_CREDENTIALS),
+      [secretArns.linkKey]: JSON.stringify({ key: 'k'.repeat(64) }),
     });
   });
   afterAll(async () => {
-    await Promise.all([fw199?.close(), wdt?.close(), secretsManager?.close()]);
+    await Promise.all([fw199?.close(), wdt?.close(), jumdata?.close(), s3?.close(), secretsManager?.close()]);
   });
 
   /** Runs one bundle in a fresh Node 24 process, as one Lambda instance, with each event in turn. */
@@ -84,10 +94,18 @@ describe.skipIf(!node24)('the bundled functions under Node 24', () => {
       FW199_BASE_URL: fw199.url,
       WDT_SECRET_ID: secretArns.wdt,
       WDT_BASE_URL: wdt.url,
+      JUMDATA_SECRET_ID: secretArns.jumdata,
+      JUMDATA_BASE_URL: jumdata.url,
+      LINK_KEY_SECRET_ID: secretArns.linkKey,
+      BUCKET_NAME: 'archive',
+      PUBLIC_BASE_URL: 'https://api.example.com/',
+      // Only here: the sandbox's file host is on 127.0.0.1, and S3 is the local server.
+      MIRROR_ALLOWED_HOSTS: jumdata.fileHost,
+      S3_ENDPOINT: s3.endpoint,
       AWS_REGION: 'cn-north-1',
-      AWS_ACCESS_KEY_ID: 'AKIDLAMBDAROLE',
-      AWS_SECRET_ACCESS_KEY: 'lambda-role-secret',
-      AWS_SESSION_TOKEN: 'lambda-role-token',
+      // The local S3 accepts only its own keys; the fake Secrets Manager checks none.
+      AWS_ACCESS_KEY_ID: LOCAL_S3_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: LOCAL_S3_CREDENTIALS.secretAccessKey,
       AWS_LAMBDA_FUNCTION_NAME: name,
       AWS_LAMBDA_FUNCTION_MEMORY_SIZE: bundle.memorySize,
       AWS_ENDPOINT_URL_SECRETS_MANAGER: secretsManager.url,
@@ -116,7 +134,7 @@ describe.skipIf(!node24)('the bundled functions under Node 24', () => {
   });
 
   it('builds one ESM bundle per function', () => {
-    expect(Object.keys(bundles).sort()).toEqual(['erp-update', 'retry']);
+    expect(Object.keys(bundles).sort()).toEqual(['download', 'erp-update', 'retry']);
     for (const bundle of Object.values(bundles)) expect(existsSync(bundle.file)).toBe(true);
   });
 
@@ -159,5 +177,26 @@ describe.skipIf(!node24)('the bundled functions under Node 24', () => {
     expect(wdt.received.at(-1)!.fields.error_info).toBe('开票成功\uFFFD');
     expect(secretsManager.requests).toEqual([{ target: 'secretsmanager.GetSecretValue', secretId: secretArns.wdt }]);
     expect(logs).not.toContain(WDT_SANDBOX_CREDENTIALS.appSecret);
+  });
+
+  it('runs download for an API Gateway request: one billed call, the files in S3, links in the answer', async () => {
+    // Prepare
+    const request = httpEvent('POST /download', {
+      taxNum: '91310117568051222X',
+      invoiceNo: JUMDATA_SANDBOX_INVOICES.success,
+      issueDate: '2024-04-25',
+      direction: 'sales',
+    });
+    // Act
+    const { results, logs } = await invoke('download', [request, request]);
+    // Assess
+    const [first, second] = results.map((result) => ({ statusCode: result.statusCode, body: JSON.parse(result.body) }));
+    expect(first).toMatchObject({ statusCode: 200, body: { fromCache: false, files: { pdf: { contentType: 'application/pdf' } } } });
+    expect(second).toMatchObject({ statusCode: 200, body: { fromCache: true } });
+    expect(first!.body.files.ofd.link).toMatch(/^https:\/\/api\.example\.com\/files\/91310117568051222X\/24312000000022669098\/ofd\?sig=/);
+    expect(jumdata.billedCalls()).toBe(1);
+    const stored = await fetch(first!.body.files.xml.url);
+    expect(stored.status).toBe(200);
+    expect(logs).not.toContain(JUMDATA_SANDBOX_CREDENTIALS.appSecret);
   });
 });

@@ -49,10 +49,13 @@ describe('the HTTP API', () => {
     expect(uris).toContain(retryFunction().logicalId);
   });
 
-  it('has no route without authorization', () => {
+  it('has no route without IAM authorization but the durable file link', () => {
     const routes = Object.values(template.findResources('AWS::ApiGatewayV2::Route'));
-    expect(routes.length).toBeGreaterThan(0);
-    for (const route of routes) expect(route.Properties.AuthorizationType).toBe('AWS_IAM');
+    const anonymous = routes.filter((route) => route.Properties.AuthorizationType !== 'AWS_IAM');
+    expect(routes.length).toBe(4);
+    expect(anonymous.map((route) => [route.Properties.RouteKey, route.Properties.AuthorizationType])).toEqual([
+      ['GET /files/{taxNum}/{invoiceNo}/{kind}', 'NONE'],
+    ]);
   });
 
   it('logs every request and throttles callers on its default stage', () => {
@@ -162,6 +165,114 @@ describe('the tax number check setting', () => {
     expect(retryFunction().properties.Environment.Variables.TAX_NUM_CHECK).toBe('strict');
     relaxed.hasResourceProperties('AWS::Lambda::Function', {
       Environment: { Variables: Match.objectLike({ TAX_NUM_CHECK: 'relaxed' }) },
+    });
+  });
+});
+
+describe('the archive bucket', () => {
+  const archive = () => {
+    const buckets = template.findResources('AWS::S3::Bucket', { Properties: { VersioningConfiguration: { Status: 'Enabled' } } });
+    expect(Object.keys(buckets)).toHaveLength(1);
+    const [logicalId, bucket] = Object.entries(buckets)[0]!;
+    return { logicalId, bucket };
+  };
+
+  it('is private, encrypted, versioned, logged and kept when the stack goes', () => {
+    const { bucket } = archive();
+    expect(bucket.DeletionPolicy).toBe('Retain');
+    expect(bucket.Properties).toMatchObject({
+      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+      VersioningConfiguration: { Status: 'Enabled' },
+      LoggingConfiguration: { DestinationBucketName: expect.anything() },
+    });
+  });
+
+  it('refuses any request that is not over TLS', () => {
+    const { logicalId } = archive();
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: logicalId },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Action: 's3:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+  });
+
+  it('aborts multipart uploads left incomplete for a day', () => {
+    expect(archive().bucket.Properties.LifecycleConfiguration.Rules).toContainEqual(
+      expect.objectContaining({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }, Status: 'Enabled' }),
+    );
+  });
+});
+
+describe('the download function', () => {
+  const archiveId = () =>
+    Object.keys(template.findResources('AWS::S3::Bucket', { Properties: { VersioningConfiguration: { Status: 'Enabled' } } }))[0]!;
+  const prefixArn = (prefix: string) => ({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [archiveId(), 'Arn'] }, `/${prefix}*`]] });
+
+  it('serves POST /download with IAM authorization and GET /files/... without', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: 'POST /download', AuthorizationType: 'AWS_IAM' });
+    template.hasResourceProperties('AWS::ApiGatewayV2::Route', {
+      RouteKey: 'GET /files/{taxNum}/{invoiceNo}/{kind}',
+      AuthorizationType: 'NONE',
+    });
+    const integrations = Object.values(template.findResources('AWS::ApiGatewayV2::Integration')).filter((i) =>
+      JSON.stringify(i.Properties.IntegrationUri).includes(functionNamed('download').logicalId),
+    );
+    expect(integrations).toHaveLength(1);
+  });
+
+  it('runs nodejs24.x on arm64 with 512 MB and a timeout below the API timeout', () => {
+    expect(functionNamed('download').properties).toMatchObject({ Runtime: 'nodejs24.x', Architectures: ['arm64'], Timeout: 25, MemorySize: 512 });
+  });
+
+  it('is told its bucket, Jumdata, its secrets and the public base URL of durable links', () => {
+    const variables = functionNamed('download').properties.Environment.Variables;
+    expect(variables).toMatchObject({
+      BUCKET_NAME: { Ref: archiveId() },
+      JUMDATA_BASE_URL: 'https://api.jumdata.com',
+      JUMDATA_DOWNLOAD_PATH: '/invoice/download',
+      JUMDATA_SECRET_ID: { Ref: secretIdNamed('JumdataSecret') },
+      LINK_KEY_SECRET_ID: { Ref: secretIdNamed('LinkKeySecret') },
+      PRESIGNED_URL_SECONDS: '600',
+    });
+    // On AWS no file host is exempt: https and public addresses only.
+    expect(variables.MIRROR_ALLOWED_HOSTS).toBeUndefined();
+    expect(JSON.stringify(variables.PUBLIC_BASE_URL)).toContain('execute-api');
+  });
+
+  it('reads its Jumdata secret and the link key, and no other secret', () => {
+    expect(secretStatementsOf('download').map((s) => s.Resource)).toEqual([
+      { Ref: secretIdNamed('JumdataSecret') },
+      { Ref: secretIdNamed('LinkKeySecret') },
+    ]);
+  });
+
+  it('gets exactly the object actions it uses, on the prefixes it uses', () => {
+    const s3Statements = statementsOf('download').filter((s) => JSON.stringify(s.Action).includes('s3:'));
+    expect(s3Statements).toEqual([
+      { Action: 's3:ListBucket', Effect: 'Allow', Resource: { 'Fn::GetAtt': [archiveId(), 'Arn'] } },
+      {
+        Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'],
+        Effect: 'Allow',
+        Resource: [prefixArn('invoices/'), prefixArn('work/download/')],
+      },
+      { Action: ['s3:DeleteObjectVersion', 's3:AbortMultipartUpload'], Effect: 'Allow', Resource: prefixArn('invoices/') },
+    ]);
+  });
+
+  it('is the only function with access to the bucket', () => {
+    expect(JSON.stringify(statementsOf('retry'))).not.toContain('s3:');
+    expect(JSON.stringify(statementsOf('erp-update'))).not.toContain('s3:');
+  });
+
+  it('signs durable links with a key the stack generates', () => {
+    expect(template.toJSON().Resources[secretIdNamed('LinkKeySecret')].Properties.GenerateSecretString).toMatchObject({
+      GenerateStringKey: 'key',
+      PasswordLength: 64,
+      SecretStringTemplate: '{}',
     });
   });
 });
