@@ -54,8 +54,6 @@ export interface DownloadDeps {
   fileTimeoutMs: number;
   leaseSeconds: number;
   checkCreditCode: boolean;
-  /** Multipart tuning for the mirror (the benchmark's knob); defaults suit Lambda. */
-  upload?: { partSize?: number; queueSize?: number };
 }
 
 /** How often a request that waits for another invocation's download looks again. */
@@ -78,10 +76,12 @@ export function downloadInvoice(deps: DownloadDeps) {
     const query = parseRequest(schema, input);
     let sawAnotherRunning = false;
     for (;;) {
-      const mirrored = await readMirroredInvoice(deps.store, query.taxNum, query.invoiceNo);
+      const [mirrored, current] = await Promise.all([
+        readMirroredInvoice(deps.store, query.taxNum, query.invoiceNo),
+        work.read(query),
+      ]);
       if (mirrored) return { kind: 'mirrored', fromCache: true, invoice: mirrored };
 
-      const current = await work.read(query);
       if (current && isLeaseLive(current.value)) {
         sawAnotherRunning = true;
       } else if (current && sawAnotherRunning) {
@@ -101,6 +101,8 @@ export function downloadInvoice(deps: DownloadDeps) {
     let held = claimed;
     const budget = new AbortController();
     const timer = setTimeout(() => budget.abort(new TimeBudgetExhausted()), Math.max(0, deadline - Date.now()));
+    // Jumdata's billed answer is kept while the files stream, and must be kept before invoice.json is written.
+    let keepAnswer: Promise<unknown> = Promise.resolve();
     try {
       // The invoice may have been finished between our look and our claim.
       const mirrored = await readMirroredInvoice(deps.store, query.taxNum, query.invoiceNo);
@@ -110,19 +112,23 @@ export function downloadInvoice(deps: DownloadDeps) {
       }
       if (!held.value.jumdata) {
         const answer = await deps.jumdata.fetchInvoice(query);
-        held = await work.update(held, { jumdata: { ...answer, fetchedAt: new Date().toISOString() } });
+        const change = { jumdata: { ...answer, fetchedAt: new Date().toISOString() } };
+        held = { ...held, value: { ...held.value, ...change } };
+        keepAnswer = work.update(claimed, change).then((kept) => (held = kept));
       }
       const jumdata = held.value.jumdata!;
-      const files = await mirrorInvoiceFiles(jumdata.files, {
-        s3: deps.s3,
-        bucket: deps.bucket,
-        prefix: invoicePrefix(query.taxNum, query.invoiceNo),
-        invoiceNo: query.invoiceNo,
-        policy: deps.policy,
-        fileTimeoutMs: deps.fileTimeoutMs,
-        signal: budget.signal,
-        ...deps.upload,
-      });
+      const [files] = await Promise.all([
+        mirrorInvoiceFiles(jumdata.files, {
+          s3: deps.s3,
+          bucket: deps.bucket,
+          prefix: invoicePrefix(query.taxNum, query.invoiceNo),
+          invoiceNo: query.invoiceNo,
+          policy: deps.policy,
+          fileTimeoutMs: deps.fileTimeoutMs,
+          signal: budget.signal,
+        }),
+        keepAnswer,
+      ]);
       const invoice: MirroredInvoice = {
         ...query,
         mirroredAt: new Date().toISOString(),
@@ -135,6 +141,7 @@ export function downloadInvoice(deps: DownloadDeps) {
       logger.info('invoice mirrored', { taxNum: query.taxNum, invoiceNo: query.invoiceNo, taskNo: jumdata.taskNo });
       return { kind: 'mirrored', fromCache: false, invoice };
     } catch (error) {
+      await keepAnswer.catch(() => undefined); // the failure is recorded over the kept answer, not beside it
       const upstreamError = asUpstreamError(error);
       await recordFailure(held, upstreamError);
       if (upstreamError instanceof TimeBudgetExhausted) {

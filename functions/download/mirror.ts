@@ -35,6 +35,12 @@ export function sniffContentType(head: Buffer): { contentType: string; extension
 
 const SNIFF_BYTES = 5;
 
+/**
+ * Multipart settings: S3's smallest part, one part in flight per file. Memory is then about 2 parts per file
+ * (the one uploading and the one filling), whatever the file's size.
+ */
+export const UPLOAD_SETTINGS = { partSize: 5 * 1024 * 1024, queueSize: 1 } as const;
+
 export interface MirrorOptions {
   s3: S3Client;
   bucket: string;
@@ -47,9 +53,6 @@ export interface MirrorOptions {
   fileTimeoutMs: number;
   /** Aborts everything (the request's time budget). */
   signal: AbortSignal;
-  /** Multipart upload tuning: memory is about partSize × (queueSize + 1) per file. */
-  partSize?: number;
-  queueSize?: number;
 }
 
 /** Mirrors all three files concurrently; either all are stored, or none are left behind. */
@@ -145,8 +148,7 @@ async function streamToS3(kind: FileKind, link: string, options: MirrorOptions, 
       ContentType: sniffed.contentType,
       ContentDisposition: `attachment; filename="${options.invoiceNo}.${kind}.${sniffed.extension}"`,
     },
-    partSize: options.partSize ?? 5 * 1024 * 1024,
-    queueSize: options.queueSize ?? 2,
+    ...UPLOAD_SETTINGS,
     leavePartsOnError: false,
   });
   // An abort (time budget, a sibling's failure) destroys the download through `signal`, which fails the upload
