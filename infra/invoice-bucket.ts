@@ -33,8 +33,13 @@ export function invoiceBucket(scope: Construct): Bucket {
     lifecycleRules: [
       // A function that died mid-upload leaves parts that cost money and are never completed.
       { id: 'abort-incomplete-uploads', abortIncompleteMultipartUploadAfter: Duration.days(1) },
-      // Finished work records are deleted; their old versions need not be kept.
-      { id: 'expire-old-work-records', prefix: 'work/', noncurrentVersionExpiration: Duration.days(30) },
+      // Finished work records are deleted; their old versions and the delete markers left need not be kept.
+      {
+        id: 'expire-old-work-records',
+        prefix: 'work/',
+        noncurrentVersionExpiration: Duration.days(30),
+        expiredObjectDeleteMarker: true,
+      },
     ],
   });
 }

@@ -59,8 +59,11 @@ const downloadShape = {
   PRESIGNED_URL_SECONDS: z.coerce.number().int().min(60).max(900).default(600),
   /** Base of durable links, e.g. the API's URL; defaults to the host the request came to. */
   PUBLIC_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
-  /** How long a claim on an invoice's download holds before another invocation may take the work over. */
-  LEASE_SECONDS: z.coerce.number().int().min(5).max(3_600).default(60),
+  /**
+   * How long a claim on an invoice's download holds before another invocation may take the work over. It must
+   * outlast the function's timeout (at most 900 s on Lambda), or two invocations could pay Jumdata for one invoice.
+   */
+  LEASE_SECONDS: z.coerce.number().int().min(30).max(3_600).default(60),
   TAX_NUM_CHECK: retryShape.TAX_NUM_CHECK,
 };
 

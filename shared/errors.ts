@@ -127,8 +127,17 @@ export interface ErrorResponse {
   headers?: Record<string, string>;
 }
 
+/** An answer given once and recorded, given again as it was (to requests that waited for the first). */
+export class RecordedError extends Error {
+  constructor(readonly response: ErrorResponse) {
+    super(response.body.error.message);
+    this.name = 'RecordedError';
+  }
+}
+
 /** The single place where an error becomes a status code and a body. Unknown errors reveal nothing. */
 export function toErrorResponse(error: unknown): ErrorResponse {
+  if (error instanceof RecordedError) return error.response;
   if (error instanceof ValidationError) {
     return reply(400, 'VALIDATION_FAILED', 'The request is not valid', { details: error.details });
   }

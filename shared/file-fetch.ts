@@ -58,9 +58,12 @@ export function parseAllowedHosts(setting: string): Set<string> {
 
 /** Opens `link`, following redirects; the caller reads the body and must respect `signal` for the whole transfer. */
 export async function openFile(link: string, policy: FileFetchPolicy, signal: AbortSignal): Promise<OpenedFile> {
+  // The exemption of allowed hosts holds along a redirect chain only as long as it started on one: a public link
+  // cannot redirect into them.
+  let exempt = true;
   let url = parseLink(link);
   for (let redirects = 0; ; redirects++) {
-    const response = await request(url, policy, signal);
+    const response = await request(url, exempt && isAllowedHost(url, policy), signal);
     const status = response.statusCode ?? 0;
     if (status >= 300 && status < 400 && response.headers.location) {
       response.resume();
@@ -86,7 +89,8 @@ export async function openFile(link: string, policy: FileFetchPolicy, signal: Ab
   function parseLink(text: string): URL {
     if (!URL.canParse(text)) throw new FileFetchError('refused_url', 'the file link is not a URL', false);
     const parsed = new URL(text);
-    const allowed = isAllowedHost(parsed, policy);
+    exempt &&= isAllowedHost(parsed, policy);
+    const allowed = exempt;
     if (parsed.protocol !== 'https:' && !(parsed.protocol === 'http:' && allowed)) {
       throw new FileFetchError('refused_url', `refused ${parsed.protocol} link to ${parsed.host}: https only`, false);
     }
@@ -105,12 +109,15 @@ function isAllowedHost(url: URL, policy: FileFetchPolicy): boolean {
 /** Only ordinary public unicast addresses: no private, loopback, link-local, CGNAT, multicast or reserved ones. */
 export function isPublicAddress(address: string): boolean {
   if (!ipaddr.isValid(address)) return false;
-  return ipaddr.process(address).range() === 'unicast';
+  const parsed = ipaddr.process(address);
+  // ::/96 (IPv4-compatible, deprecated) is "unicast" to ipaddr.js but can carry an IPv4 private address.
+  if (parsed.kind() === 'ipv6' && parsed.toByteArray().slice(0, 12).every((byte) => byte === 0)) return false;
+  return parsed.range() === 'unicast';
 }
 
-function request(url: URL, policy: FileFetchPolicy, signal: AbortSignal): Promise<IncomingMessage> {
+function request(url: URL, exempt: boolean, signal: AbortSignal): Promise<IncomingMessage> {
   const get = url.protocol === 'https:' ? httpsGet : httpGet;
-  const lookup = isAllowedHost(url, policy) ? undefined : publicOnlyLookup;
+  const lookup = exempt ? undefined : publicOnlyLookup;
   return new Promise((resolve, reject) => {
     const req = get(url, { signal, lookup, headers: { accept: '*/*', 'user-agent': 'einvoice-bridge' } }, resolve);
     req.on('error', (error: NodeJS.ErrnoException) => {

@@ -1,6 +1,7 @@
-import type { S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import * as z from 'zod';
 import {
+  RecordedError,
   toErrorResponse,
   UpstreamRateLimitedError,
   UpstreamRejectedError,
@@ -13,6 +14,7 @@ import { logger } from '#shared/logger';
 import {
   invoiceSummary,
   TaxBureauLoginRequiredError,
+  UnusableAnswerError,
   type DownloadQuery,
   type JumdataClient,
 } from '#shared/providers/jumdata';
@@ -52,6 +54,8 @@ export interface DownloadDeps {
   bucket: string;
   policy: FileFetchPolicy;
   fileTimeoutMs: number;
+  /** The longest a Jumdata call may take: no call is started with less time than this left. */
+  jumdataTimeoutMs: number;
   leaseSeconds: number;
   checkCreditCode: boolean;
 }
@@ -67,6 +71,7 @@ const POLL_MS = 200;
  *  2. Claim the invoice's work record (exactly one invocation wins); others wait for the winner's result
  *  3. Ask Jumdata for the links, unless an earlier attempt already paid for them, and keep its answer at once
  *  4. Stream the three files into S3, then write invoice.json last, then drop the work record
+ * A request that finds another one at work waits for it, and answers what it answered.
  */
 export function downloadInvoice(deps: DownloadDeps) {
   const schema = downloadRequestSchema(deps.checkCreditCode);
@@ -90,7 +95,9 @@ export function downloadInvoice(deps: DownloadDeps) {
       } else {
         const claimed = await work.claim(query, current);
         if (claimed) return runClaimed(query, claimed, deadline);
-        continue; // another claimant won the race: look again at once
+        // Another claimant won the race: wait for its outcome rather than claim after it.
+        sawAnotherRunning = true;
+        continue;
       }
       if (Date.now() + POLL_MS >= deadline) return pendingOutcome(query, 'another request is downloading this invoice');
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
@@ -101,20 +108,25 @@ export function downloadInvoice(deps: DownloadDeps) {
     let held = claimed;
     const budget = new AbortController();
     const timer = setTimeout(() => budget.abort(new TimeBudgetExhausted()), Math.max(0, deadline - Date.now()));
-    // Jumdata's billed answer is kept while the files stream, and must be kept before invoice.json is written.
+    // Jumdata's answer is kept while the files stream; if keeping it fails, the files are still worth storing.
     let keepAnswer: Promise<unknown> = Promise.resolve();
     try {
-      // The invoice may have been finished between our look and our claim.
+      // The invoice may have been finished, and its work record removed, between our look and our claim.
       const mirrored = await readMirroredInvoice(deps.store, query.taxNum, query.invoiceNo);
       if (mirrored) {
         await work.remove(query);
         return { kind: 'mirrored', fromCache: true, invoice: mirrored };
       }
-      if (!held.value.jumdata) {
+      if (!hasUsableAnswer(held.value)) {
+        // A billed call is made only with time to keep its answer: an invocation killed in between pays twice.
+        if (deadline - Date.now() < deps.jumdataTimeoutMs) throw new TimeBudgetExhausted();
         const answer = await deps.jumdata.fetchInvoice(query);
         const change = { jumdata: { ...answer, fetchedAt: new Date().toISOString() } };
         held = { ...held, value: { ...held.value, ...change } };
-        keepAnswer = work.update(claimed, change).then((kept) => (held = kept));
+        keepAnswer = work.update(claimed, change).then(
+          (kept) => (held = kept),
+          (error: unknown) => logger.warn('billed answer not kept', { error }),
+        );
       }
       const jumdata = held.value.jumdata!;
       const [files] = await Promise.all([
@@ -136,12 +148,19 @@ export function downloadInvoice(deps: DownloadDeps) {
         jumdata: { taskNo: jumdata.taskNo, charged: jumdata.charged, fields: jumdata.fields },
         files,
       };
-      await deps.store.put(invoiceRecordKey(query.taxNum, query.invoiceNo), invoice);
-      await work.remove(query);
+      try {
+        await deps.store.put(invoiceRecordKey(query.taxNum, query.invoiceNo), invoice);
+      } catch (error) {
+        // Without invoice.json the files are orphans: they go, and the kept answer lets a later run redo them.
+        await removeFiles(deps, files);
+        throw error;
+      }
+      // The invoice is complete from here on; a work record left behind is only clutter.
+      await work.remove(query).catch((error: unknown) => logger.warn('finished work record not removed', { error }));
       logger.info('invoice mirrored', { taxNum: query.taxNum, invoiceNo: query.invoiceNo, taskNo: jumdata.taskNo });
       return { kind: 'mirrored', fromCache: false, invoice };
     } catch (error) {
-      await keepAnswer.catch(() => undefined); // the failure is recorded over the kept answer, not beside it
+      await keepAnswer; // the failure is recorded over the kept answer, not beside it
       const upstreamError = asUpstreamError(error);
       await recordFailure(held, upstreamError);
       if (upstreamError instanceof TimeBudgetExhausted) {
@@ -155,17 +174,19 @@ export function downloadInvoice(deps: DownloadDeps) {
 
   /** Keeps the unfinished work for a later run, or marks it failed when trying again cannot help. */
   async function recordFailure(held: Stored<DownloadWork>, error: unknown) {
-    const { retryable, retryAfterSeconds } = classify(error);
-    const lastError =
+    const { retryable, retryAfterSeconds, dropAnswer } = classify(error);
+    const { statusCode, body, headers } =
       error instanceof TimeBudgetExhausted
-        ? { code: 'TIME_BUDGET_EXHAUSTED', message: error.message }
-        : toErrorResponse(error).body.error;
+        ? { statusCode: 202, body: { error: { code: 'TIME_BUDGET_EXHAUSTED', message: error.message } }, headers: undefined }
+        : toErrorResponse(error);
     try {
       await work.update(held, {
         state: retryable ? 'pending' : 'failed',
         leaseUntil: undefined,
-        lastError,
+        lastError: { ...body.error, statusCode, retryAfter: headers?.['retry-after'] },
         nextAttemptAt: retryable ? new Date(Date.now() + retryAfterSeconds * 1000).toISOString() : undefined,
+        // Links that are gone for good (expired) are forgotten, so that the next attempt asks Jumdata anew.
+        jumdata: dropAnswer ? undefined : held.value.jumdata,
       });
     } catch (recordError) {
       // The lease lapsed and another invocation took over: its record wins.
@@ -174,30 +195,53 @@ export function downloadInvoice(deps: DownloadDeps) {
   }
 }
 
+/** Jumdata's links live about a month; an answer older than this is not used to fetch files. */
+const LINK_LIFETIME_MS = 29 * 24 * 3600 * 1000;
+
+const hasUsableAnswer = (work: DownloadWork) =>
+  work.jumdata !== undefined && Date.now() - Date.parse(work.jumdata.fetchedAt) < LINK_LIFETIME_MS;
+
+async function removeFiles(deps: DownloadDeps, files: MirroredInvoice['files']) {
+  await Promise.all(
+    Object.values(files).map((file) =>
+      deps.s3
+        .send(new DeleteObjectCommand({ Bucket: deps.bucket, Key: file.key, VersionId: file.versionId }))
+        .catch((error: unknown) => logger.error('orphaned file not removed', { key: file.key, error })),
+    ),
+  );
+}
+
 function pendingOutcome(query: DownloadQuery, message: string): DownloadOutcome {
   return { kind: 'pending', query, message };
 }
 
-/** What a waiter answers when the invocation it waited for stopped: pending, or the recorded failure. */
+/** What a waiter answers when the invocation it waited for stopped: the very answer that invocation gave. */
 function outcomeOf(query: DownloadQuery, work: DownloadWork): DownloadOutcome {
   const lastError = work.lastError;
-  if (work.state === 'failed' && lastError?.upstream) {
-    throw new UpstreamRejectedError(lastError.upstream.provider, lastError.upstream.code, lastError.upstream.message, lastError.message);
+  if (!lastError || lastError.statusCode === 202) {
+    return pendingOutcome(query, `the download is unfinished: ${lastError?.message ?? 'it will be retried'}`);
   }
-  if (work.state === 'failed') throw new UpstreamUnavailableError('jumdata', lastError?.message ?? 'the download failed');
-  return pendingOutcome(query, `the download is unfinished: ${lastError?.message ?? 'it will be retried'}`);
+  const { statusCode, retryAfter, ...error } = lastError;
+  throw new RecordedError({
+    statusCode,
+    body: { error },
+    headers: retryAfter ? { 'retry-after': retryAfter } : undefined,
+  });
 }
 
-/** Whether trying the same work again later can succeed, and how soon. */
-function classify(error: unknown): { retryable: boolean; retryAfterSeconds: number } {
-  if (error instanceof TimeBudgetExhausted) return { retryable: true, retryAfterSeconds: 0 };
-  if (error instanceof TaxBureauLoginRequiredError) return { retryable: true, retryAfterSeconds: 3_600 };
+/** Whether trying the same work again later can succeed, how soon, and whether the kept links are still good. */
+function classify(error: unknown): { retryable: boolean; retryAfterSeconds: number; dropAnswer: boolean } {
+  const verdict = (retryable: boolean, retryAfterSeconds = 300, dropAnswer = false) => ({ retryable, retryAfterSeconds, dropAnswer });
+  if (error instanceof TimeBudgetExhausted) return verdict(true, 0);
+  if (error instanceof TaxBureauLoginRequiredError) return verdict(true, 3_600);
   if (error instanceof UpstreamRateLimitedError || error instanceof UpstreamTemporaryError) {
-    return { retryable: true, retryAfterSeconds: error.retryAfterSeconds };
+    return verdict(true, error.retryAfterSeconds);
   }
-  if (error instanceof UpstreamRejectedError) return { retryable: false, retryAfterSeconds: 0 };
-  if (error instanceof FileFetchUnavailable) return { retryable: error.retryable, retryAfterSeconds: 300 };
-  return { retryable: true, retryAfterSeconds: 300 };
+  if (error instanceof UpstreamRejectedError) return verdict(false);
+  // The file host says the link is gone (expired): a new answer from Jumdata is needed, so try again without it.
+  if (error instanceof FileFetchUnavailable && error.linkGone) return verdict(true, 0, true);
+  if (error instanceof FileFetchUnavailable || error instanceof UnusableAnswerError) return verdict(error.retryable);
+  return verdict(true);
 }
 
 /** A file link that could not be mirrored, as the API reports it (502), remembering whether to try again. */
@@ -205,6 +249,7 @@ class FileFetchUnavailable extends UpstreamUnavailableError {
   constructor(
     message: string,
     readonly retryable: boolean,
+    readonly linkGone: boolean,
   ) {
     super('jumdata', message);
   }
@@ -213,5 +258,6 @@ class FileFetchUnavailable extends UpstreamUnavailableError {
 function asUpstreamError(error: unknown): unknown {
   if (!(error instanceof FileFetchError)) return error;
   if (error.reason === 'timeout') return new UpstreamTimeoutError('jumdata', 0, `the invoice file host was too slow: ${error.message}`);
-  return new FileFetchUnavailable(`an invoice file could not be mirrored: ${error.message}`, error.retryable);
+  const linkGone = error.reason === 'http_status' && /HTTP (403|404|410)$/.test(error.message);
+  return new FileFetchUnavailable(`an invoice file could not be mirrored: ${error.message}`, error.retryable, linkGone);
 }

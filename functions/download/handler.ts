@@ -35,6 +35,7 @@ const download = downloadInvoice({
   bucket: config.BUCKET_NAME,
   policy: { allowedHosts: parseAllowedHosts(config.MIRROR_ALLOWED_HOSTS), maxBytes: config.MIRROR_MAX_FILE_BYTES, maxRedirects: 3 },
   fileTimeoutMs: config.MIRROR_FILE_TIMEOUT_MS,
+  jumdataTimeoutMs: config.UPSTREAM_TIMEOUT_MS,
   leaseSeconds: config.LEASE_SECONDS,
   checkCreditCode: config.TAX_NUM_CHECK === 'strict',
 });

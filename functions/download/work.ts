@@ -18,7 +18,8 @@ export interface DownloadWork {
   attempts: number;
   /** Jumdata's billed answer, kept as soon as it arrives: finishing the work later costs no second call. */
   jumdata?: JumdataInvoice & { fetchedAt: string };
-  lastError?: ErrorBody['error'];
+  /** The answer the attempt gave (status, error body, Retry-After), so that its waiters can give it too. */
+  lastError?: ErrorBody['error'] & { statusCode: number; retryAfter?: string };
   nextAttemptAt?: string;
   updatedAt: string;
 }

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { strToU8, zipSync } from 'fflate';
 import { sendJson, startSandboxServer, type ReceivedRequest } from './sandbox-server.ts';
 
@@ -32,6 +32,8 @@ export const JUMDATA_SANDBOX_INVOICES = {
   htmlInsteadOfZip: '24312000000000000003',
   /** The ofd file is larger than the mirror's size cap (sent without a length, so only counting catches it). */
   overCap: '24312000000000000004',
+  /** The links of the first answer are already expired (404); those of the next answer work. */
+  expiredLinks: '24312000000000000005',
 } as const;
 
 export interface JumdataSandboxOptions {
@@ -62,9 +64,9 @@ export async function startJumdataSandbox(options: JumdataSandboxOptions = {}): 
   const files = new InvoiceFiles(options.fileBytes);
   let origin = '';
 
-  async function handle(request: ReceivedRequest, res: ServerResponse) {
+  async function handle(request: ReceivedRequest, res: ServerResponse, req: IncomingMessage) {
     if (request.method === 'GET' && request.path.startsWith('/files/')) {
-      await serveFile(request.path, res);
+      await serveFile(request.path, new URL(req.url ?? '/', 'http://sandbox').search.slice(1), res);
       return;
     }
     if (!/^\/invoice\/download(\/year)?$/.test(request.path)) {
@@ -104,15 +106,16 @@ export async function startJumdataSandbox(options: JumdataSandboxOptions = {}): 
     }
     billed.set(invoiceNo, (billed.get(invoiceNo) ?? 0) + 1);
     const base = `${origin}/files/${invoiceNo}`;
+    const answerNo = `?answer=${billed.get(invoiceNo)}`;
     return {
       msg: '成功',
       code: 200,
       taskNo,
       charge: true,
       data: {
-        xmlFile: `${base}/xml.zip`,
-        ofdFile: `${base}/ofd.zip`,
-        pdfFile: `${base}/pdf.PDF`,
+        xmlFile: `${base}/xml.zip${answerNo}`,
+        ofdFile: `${base}/ofd.zip${answerNo}`,
+        pdfFile: `${base}/pdf.PDF${answerNo}`,
         Fphm: '',
         Qdfphm: invoiceNo,
         Kprq: `${fields.kprq!.slice(0, 10)} 15:58:41`,
@@ -126,7 +129,7 @@ export async function startJumdataSandbox(options: JumdataSandboxOptions = {}): 
     };
   }
 
-  async function serveFile(path: string, res: ServerResponse) {
+  async function serveFile(path: string, query: string, res: ServerResponse) {
     const [, , invoiceNo = '', name = ''] = path.split('/');
     const kind = name.split('.')[0] as 'pdf' | 'ofd' | 'xml';
     if (!['pdf', 'ofd', 'xml'].includes(kind)) {
@@ -135,7 +138,9 @@ export async function startJumdataSandbox(options: JumdataSandboxOptions = {}): 
     }
     const body = files.get(kind);
     const type = kind === 'pdf' ? 'application/pdf' : 'application/zip';
-    if (invoiceNo === JUMDATA_SANDBOX_INVOICES.htmlInsteadOfZip && kind === 'xml') {
+    if (invoiceNo === JUMDATA_SANDBOX_INVOICES.expiredLinks && query === 'answer=1') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('link expired');
+    } else if (invoiceNo === JUMDATA_SANDBOX_INVOICES.htmlInsteadOfZip && kind === 'xml') {
       res.writeHead(200, { 'content-type': 'text/html' }).end('<!DOCTYPE html><html><body>文件不存在或已过期</body></html>');
     } else if (invoiceNo === JUMDATA_SANDBOX_INVOICES.truncatedFile && kind === 'ofd') {
       res.writeHead(200, { 'content-type': type, 'content-length': body.length });

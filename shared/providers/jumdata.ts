@@ -133,10 +133,19 @@ export function interpretDownloadAnswer(body: unknown, taxNum: string): JumdataI
   }
 }
 
+/** Jumdata answered (and billed) success, but without what success promises; asking again would bill again. */
+export class UnusableAnswerError extends UpstreamUnavailableError {
+  readonly retryable = false;
+  constructor(message: string) {
+    super('jumdata', message);
+    this.name = 'UnusableAnswerError';
+  }
+}
+
 function invoiceOf(data: unknown): Pick<JumdataInvoice, 'files' | 'fields'> {
   const { pdfFile, ofdFile, xmlFile, ...fields } = (data ?? {}) as Record<string, unknown>;
   if (typeof pdfFile !== 'string' || typeof ofdFile !== 'string' || typeof xmlFile !== 'string') {
-    throw new UpstreamUnavailableError('jumdata', 'jumdata answered code 200 without the three file links');
+    throw new UnusableAnswerError('jumdata answered code 200 without the three file links');
   }
   return { files: { pdf: pdfFile, ofd: ofdFile, xml: xmlFile }, fields };
 }

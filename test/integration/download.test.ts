@@ -147,6 +147,24 @@ describe('POST /download: what Jumdata refuses', () => {
     expect(await workRecord(INVOICES.noBalance)).toMatchObject({ state: 'failed' });
   });
 
+  it('gives every one of twenty concurrent requests the answer of the one Jumdata call', async () => {
+    const answers = await Promise.all(Array.from({ length: 20 }, () => download(INVOICES.tooFrequent)));
+    expect(jumdata().received.filter((r) => r.fields.fphm === INVOICES.tooFrequent)).toHaveLength(1);
+    expect(answers.map((a) => a.status)).toEqual(Array(20).fill(429));
+    expect(answers.map((a) => a.headers.get('retry-after'))).toEqual(Array(20).fill('60'));
+    expect(answers[19]!.body.error).toMatchObject({ code: 'UPSTREAM_RATE_LIMITED', upstream: { code: 609 } });
+  });
+
+  it('asks Jumdata for new links when the kept ones have expired', async () => {
+    const first = await download(INVOICES.expiredLinks);
+    expect(first.status).toBe(502);
+    expect(first.body.error.message).toContain('HTTP 404');
+    expect(await workRecord(INVOICES.expiredLinks)).not.toHaveProperty('jumdata');
+    const second = await download(INVOICES.expiredLinks);
+    expect(second.status).toBe(200);
+    expect(jumdata().billedCallsFor(INVOICES.expiredLinks)).toBe(2);
+  });
+
   it('answers 400 naming each bad field, with no Jumdata call', async () => {
     const callsBefore = jumdata().received.length;
     const answer = await post('/download', { taxNum, invoiceNo: '2431', issueDate: '2024-02-30', direction: 'both' });
@@ -229,6 +247,16 @@ describe('GET /files/{taxNum}/{invoiceNo}/{kind}: durable links', () => {
 });
 
 describe('a scheduled batch to the download function', () => {
+  it('starts no billed call without the time to keep its answer, and keeps the job pending', async () => {
+    const { handler } = await import('../../functions/download/handler.ts');
+    const invoiceNo = '24312000000055550040';
+    // 3.5 s left: the batch starts the job, but only 0.5 s remain after the answer margin, less than a Jumdata call.
+    const report = (await handler({ jobs: [request(invoiceNo)] }, lambdaContext('download', 3_500))) as BatchReport;
+    expect(report.results[0]).toMatchObject({ statusCode: 202, body: { status: 'pending' } });
+    expect(jumdata().received.filter((r) => r.fields.fphm === invoiceNo)).toHaveLength(0);
+    expect(await workRecord(invoiceNo)).toMatchObject({ state: 'pending', lastError: { code: 'TIME_BUDGET_EXHAUSTED' } });
+  });
+
   it('mirrors each job and reports each one', async () => {
     const { handler } = await import('../../functions/download/handler.ts');
     const jobs = [request('24312000000055550030'), request(INVOICES.success), { ...request('x'), direction: 'sales' }];
