@@ -6,12 +6,14 @@ import S3rver from 's3rver';
 /**
  * Local mode's S3: s3rver on 127.0.0.1 with its data in a folder, plus what s3rver lacks and the product relies on:
  * conditional writes (PutObject with If-None-Match: * or If-Match: etag, answered 412 as S3 does) and atomic
- * objects, so that of concurrent conditional writes exactly one succeeds and no reader sees half a record.
+ * objects, so that of concurrent conditional writes exactly one succeeds, no reader sees half a record, and an
+ * upload cut off half way stores nothing.
  * s3rver accepts only the credentials S3RVER / S3RVER, and checks no signature.
  */
 
 /** The part of s3rver's Koa context this layer uses. */
 interface Context {
+  req: { complete: boolean };
   length: number | undefined;
   method: string;
   path: string;
@@ -78,6 +80,16 @@ function perKeyAtomicity(store: ObjectStore) {
           '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>PreconditionFailed</Code>' +
           '<Message>At least one of the pre-conditions you specified did not hold</Message></Error>';
         return;
+      }
+      if (ctx.method === 'PUT' && !ctx.querystring.includes('uploadId')) {
+        // S3 stores an object only when its whole body arrived; s3rver writes as bytes come and keeps what came
+        // before a cut. The body is taken whole first, and s3rver is given it only if it all arrived.
+        const body = await buffer(ctx.req as unknown as Readable).catch(() => undefined);
+        if (!body || !ctx.req.complete) {
+          ctx.status = 400;
+          return;
+        }
+        ctx.req = body as unknown as Context['req'];
       }
       await next();
       if (ctx.method === 'GET' && ctx.body instanceof Readable && Number(ctx.length) <= ATOMIC_READ_BYTES) {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { Transform, type Readable } from 'node:stream';
-import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { FileFetchError, openFile, type FileFetchPolicy } from '#shared/file-fetch';
 import { logger } from '#shared/logger';
@@ -9,7 +9,8 @@ import type { InvoiceFileLinks } from '#shared/providers/jumdata';
 
 /**
  * Streams an invoice's three files from their links into S3, never holding a file whole in memory, and records
- * what was stored. A file is mirrored completely or not at all: on any failure every object of the attempt is
+ * what was stored. A file whose length is declared goes up in one streamed PutObject; one without a declared
+ * length goes through lib-storage's multipart Upload. A file is mirrored completely or not at all: on any failure every object of the attempt is
  * removed and multipart uploads are aborted.
  */
 
@@ -40,6 +41,9 @@ const SNIFF_BYTES = 5;
  * (the one uploading and the one filling), whatever the file's size.
  */
 export const UPLOAD_SETTINGS = { partSize: 5 * 1024 * 1024, queueSize: 1 } as const;
+
+/** S3's limit for one PutObject. */
+const MAX_SINGLE_PUT_BYTES = 5 * 1024 ** 3;
 
 export interface MirrorOptions {
   s3: S3Client;
@@ -132,6 +136,10 @@ async function streamToS3(kind: FileKind, link: string, options: MirrorOptions, 
       done();
     },
   });
+  // The HTTP client sending a body does not notice the body failing (pipe passes no errors on): the request is
+  // aborted instead, before or while it is sent. Listening from the start, no failure can come too early.
+  const bodyFailed = new AbortController();
+  meter.once('error', (error) => bodyFailed.abort(error));
   // A body cut short ("aborted") reaches the meter as an error, which fails the upload.
   opened.body.on('error', (error) =>
     meter.destroy(signal.aborted ? (signal.reason as Error) : failStream(brokenOff(kind, error))),
@@ -139,23 +147,25 @@ async function streamToS3(kind: FileKind, link: string, options: MirrorOptions, 
   opened.body.pipe(meter);
 
   const key = `${options.prefix}/${kind}.${sniffed.extension}`;
-  const upload = new Upload({
-    client: options.s3,
-    params: {
-      Bucket: options.bucket,
-      Key: key,
-      Body: meter,
-      ContentType: sniffed.contentType,
-      ContentDisposition: `attachment; filename="${options.invoiceNo}.${kind}.${sniffed.extension}"`,
-    },
-    ...UPLOAD_SETTINGS,
-    leavePartsOnError: false,
-  });
+  const params = {
+    Bucket: options.bucket,
+    Key: key,
+    Body: meter,
+    ContentType: sniffed.contentType,
+    ContentDisposition: `attachment; filename="${options.invoiceNo}.${kind}.${sniffed.extension}"`,
+  };
   // An abort (time budget, a sibling's failure) destroys the download through `signal`, which fails the upload
   // while it still reads the body; an upload already past its last byte finishes, and is then removed with the
-  // rest. Aborting the upload itself instead could let an in-flight PutObject land after the cleanup.
+  // rest. Aborting the upload request itself instead could let it land after the cleanup.
   try {
-    const result = await upload.done();
+    const result =
+      opened.contentLength !== undefined && opened.contentLength <= MAX_SINGLE_PUT_BYTES
+        ? // The length is declared: one PutObject streams the body through as it arrives, holding no part.
+          await options.s3.send(new PutObjectCommand({ ...params, ContentLength: opened.contentLength }), {
+            abortSignal: bodyFailed.signal,
+          })
+        : // No length: lib-storage cuts the stream into parts (multipart upload), a few parts in memory at most.
+          await new Upload({ client: options.s3, params, ...UPLOAD_SETTINGS, leavePartsOnError: false }).done();
     return { key, bytes, sha256: hash.digest('hex'), contentType: sniffed.contentType, versionId: result.VersionId };
   } catch (error) {
     opened.body.destroy();

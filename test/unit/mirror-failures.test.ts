@@ -15,8 +15,10 @@ import { mirrorInvoiceFiles } from '../../functions/download/mirror.ts';
 import { listen } from '../helpers/servers.ts';
 
 /**
- * The failure paths a local S3 server cannot produce: S3 itself failing in the middle of a multipart upload.
- * Whatever fails, the multipart upload is aborted and the files already stored are removed, version and all.
+ * The failure paths a local S3 server cannot produce: S3 itself failing in the middle of an upload. Files with a
+ * declared length go up in one streamed PutObject; the ofd file here is sent without a length, so it goes through
+ * lib-storage's multipart Upload. Whatever fails, the multipart upload is aborted and the files already stored are
+ * removed, version and all.
  */
 
 const s3mock = mockClient(S3Client);
@@ -25,9 +27,14 @@ const bigZip = Buffer.concat([Buffer.from('PK\x03\x04', 'latin1'), Buffer.alloc(
 
 beforeAll(async () => {
   host = await listen((req, res) => {
-    if (req.url === '/ofd.zip') return res.writeHead(200, { 'content-length': bigZip.length }).end(bigZip);
-    if (req.url === '/pdf.PDF') return res.writeHead(200).end('%PDF-1.4 small');
-    res.writeHead(200).end('PK\x03\x04 small');
+    if (req.url === '/ofd.zip') {
+      res.writeHead(200); // no content-length: chunked
+      res.write(bigZip.subarray(0, 1024));
+      return res.end(bigZip.subarray(1024));
+    }
+    // The small files declare their length: one streamed PutObject each.
+    if (req.url === '/pdf.PDF') return res.writeHead(200, { 'content-length': 14 }).end('%PDF-1.4 small');
+    res.writeHead(200, { 'content-length': 10 }).end('PK\x03\x04 small');
   });
 });
 afterAll(() => host.close());
@@ -89,6 +96,21 @@ describe('mirroring when S3 fails mid-upload', () => {
     expect(s3mock).not.toHaveReceivedCommand(CompleteMultipartUploadCommand);
   });
 
+  it('removes the stored siblings when S3 refuses the PutObject of one file', async () => {
+    s3mock.on(PutObjectCommand).callsFake((input: { Key: string }) => {
+      if (input.Key.endsWith('xml.zip')) throw new Error('S3 refused the xml file');
+      return { ETag: '"e"', VersionId: `v-${input.Key}` };
+    });
+    s3mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'upload-4' });
+    s3mock.on(UploadPartCommand).resolves({ ETag: '"p"' });
+    s3mock.on(CompleteMultipartUploadCommand).resolves({ ETag: '"c"', VersionId: 'v-ofd' });
+    s3mock.on(AbortMultipartUploadCommand).resolves({});
+    s3mock.on(DeleteObjectCommand).resolves({});
+    await expect(mirrorInvoiceFiles(links(), options())).rejects.toThrow('S3 refused the xml file');
+    expect(s3mock).toHaveReceivedCommandWith(DeleteObjectCommand, { Key: 'invoices/T/N/pdf.pdf', VersionId: 'v-invoices/T/N/pdf.pdf' });
+    expect(s3mock).not.toHaveReceivedCommandWith(DeleteObjectCommand, { Key: 'invoices/T/N/xml.zip' });
+  });
+
   it('stores the three files with their content types when S3 works', async () => {
     s3mock.on(PutObjectCommand).resolves({ ETag: '"e"', VersionId: 'v1' });
     s3mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'upload-3' });
@@ -97,6 +119,7 @@ describe('mirroring when S3 fails mid-upload', () => {
     const files = await mirrorInvoiceFiles(links(), options());
     expect(files.ofd).toMatchObject({ key: 'invoices/T/N/ofd.zip', bytes: bigZip.length, contentType: 'application/zip', versionId: 'v2' });
     expect(files.pdf).toMatchObject({ key: 'invoices/T/N/pdf.pdf', contentType: 'application/pdf', versionId: 'v1' });
+    expect(s3mock).toHaveReceivedCommandWith(PutObjectCommand, { Key: 'invoices/T/N/pdf.pdf', ContentLength: 14 });
     expect(s3mock).toHaveReceivedCommandTimes(UploadPartCommand, 3);
     expect(s3mock).not.toHaveReceivedCommand(DeleteObjectCommand);
   });
