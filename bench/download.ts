@@ -4,6 +4,7 @@ import { cpus, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { UPLOAD_SETTINGS } from '../functions/download/mirror.ts';
+import { DOWNLOAD_NODE_OPTIONS } from '../functions/download/runtime-options.ts';
 import { LOCAL_S3_CREDENTIALS, startLocalS3 } from '../local/s3.ts';
 import { JUMDATA_SANDBOX_CREDENTIALS, startJumdataSandbox } from '../local/sandboxes/jumdata.ts';
 
@@ -53,6 +54,8 @@ for (const size of SIZES) {
       MIRROR_MAX_FILE_BYTES: String(200 * MB),
       MIRROR_FILE_TIMEOUT_MS: '300000',
       PUBLIC_BASE_URL: 'http://127.0.0.1:3000',
+      // The deployed function's options, for the handler and the baseline alike.
+      NODE_OPTIONS: DOWNLOAD_NODE_OPTIONS,
     };
     process.stderr.write(`${mode}, 3 × ${size / MB} MB ...\n`);
     const { stdout } = await promisify(execFile)(
@@ -77,7 +80,7 @@ const rssRatio = find(large, 'handler').peakRssBytes / find(small, 'handler').pe
 const wallRatios = SIZES.map((size) => find(size, 'handler').medianWallMs / find(size, 'baseline').medianWallMs);
 
 console.log(`Machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, Node ${process.version}
-Each row: median of ${INVOICES_PER_SCENARIO - 1} invoices after one warm-up; multipart ${UPLOAD_SETTINGS.partSize / MB} MB parts, ${UPLOAD_SETTINGS.queueSize} in flight per file.
+Each row: median of ${INVOICES_PER_SCENARIO - 1} invoices after one warm-up; multipart ${UPLOAD_SETTINGS.partSize / MB} MB parts, ${UPLOAD_SETTINGS.queueSize} in flight per file; NODE_OPTIONS=${DOWNLOAD_NODE_OPTIONS}.
 
 | files | mode | wall ms | MB/s | peak RSS MB |
 |---|---|---|---|---|

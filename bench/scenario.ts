@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { Upload } from '@aws-sdk/lib-storage';
 import { S3Client } from '@aws-sdk/client-s3';
 import { UPLOAD_SETTINGS } from '../functions/download/mirror.ts';
@@ -65,6 +66,16 @@ async function mirrorWithBareUpload(): Promise<(invoiceNo: string) => Promise<nu
   };
 }
 
+/**
+ * This process's own peak RSS. getrusage's maxRSS is no good here: Linux carries it over from the parent across
+ * fork and exec, and the parent holds the sandbox's 300 MB of files. /proc's VmHWM belongs to this process image.
+ */
+async function peakRss(): Promise<number> {
+  const status = await readFile('/proc/self/status', 'utf8').catch(() => '');
+  const kib = /^VmHWM:\s+(\d+) kB$/m.exec(status)?.[1];
+  return kib ? Number(kib) * 1024 : process.resourceUsage().maxRSS * 1024;
+}
+
 const mirror = input.mode === 'handler' ? await mirrorWithHandler() : await mirrorWithBareUpload();
 const [warmUp, ...timed] = input.invoiceNos;
 await mirror(warmUp!);
@@ -80,6 +91,6 @@ console.log(
   JSON.stringify({
     medianWallMs: wallMs[Math.floor(wallMs.length / 2)],
     bytesPerInvoice: bytes,
-    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    peakRssBytes: await peakRss(),
   }),
 );

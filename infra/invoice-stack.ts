@@ -8,6 +8,7 @@ import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type { Bucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { DOWNLOAD_NODE_OPTIONS } from '../functions/download/runtime-options.ts';
 import { BridgeFunction } from './bridge-function.ts';
 import { grantInvoiceArchive, invoiceBucket } from './invoice-bucket.ts';
 
@@ -108,6 +109,7 @@ export class InvoiceStack extends Stack {
         MIRROR_FILE_TIMEOUT_MS: '20000',
         PRESIGNED_URL_SECONDS: '600',
         LEASE_SECONDS: '60',
+        NODE_OPTIONS: DOWNLOAD_NODE_OPTIONS,
         TAX_NUM_CHECK: props.taxNumCheck ?? 'strict',
       },
     });

@@ -238,6 +238,7 @@ describe('the download function', () => {
       LINK_KEY_SECRET_ID: { Ref: secretIdNamed('LinkKeySecret') },
       PRESIGNED_URL_SECONDS: '600',
     });
+    expect(variables.NODE_OPTIONS).toBe('--enable-source-maps --max-semi-space-size=1');
     // On AWS no file host is exempt: https and public addresses only.
     expect(variables.MIRROR_ALLOWED_HOSTS).toBeUndefined();
     expect(JSON.stringify(variables.PUBLIC_BASE_URL)).toContain('execute-api');
