@@ -8,6 +8,8 @@ const local = await startLocalMode();
 const providers = [
   local.sandboxes.fw199 ? `fw199 sandbox ${local.sandboxes.fw199.url}` : `fw199 ${process.env.FW199_BASE_URL}`,
   local.sandboxes.wdt ? `WDT sandbox ${local.sandboxes.wdt.url}` : `WDT ${process.env.WDT_BASE_URL}`,
+  local.sandboxes.jumdata ? `Jumdata sandbox ${local.sandboxes.jumdata.url}` : `Jumdata ${process.env.JUMDATA_BASE_URL}`,
+  local.s3 ? `S3 ${local.s3.endpoint} (data in .local/s3)` : `S3 ${process.env.S3_ENDPOINT}`,
 ];
 
 const post = (path: string, body: object) =>
@@ -26,6 +28,9 @@ Try it:
   ${post('/erp-update', { invoiceNo: WDT_SANDBOX_INVOICES.known[0], status: 80, invoiceNoOut: '24312000000022669098', invoiceCode: '', filePath: 'https://example.com/fp/24312000000022669098.pdf' })}   # 200
   ${post('/erp-update', { invoiceNo: WDT_SANDBOX_INVOICES.known[1], status: 75, errorInfo: '购方税号错误' })}   # 200
   ${post('/erp-update', { invoiceNo: 'DZ-UNKNOWN', status: 75, errorInfo: 'x' })}   # 422 (WDT code 30000)
+  ${post('/download', { taxNum, invoiceNo: '24312000000022669098', issueDate: '2024-04-25', direction: 'sales' })}   # 200, then fromCache
+  ${post('/download', { taxNum, invoiceNo: '24312000000000000301', issueDate: '2024-04-25', direction: 'sales' })}   # 422 (tax-bureau login)
+  Then open a "link" from a download answer in a browser: 302 to the file in the local S3.
 
 Ctrl-C stops it.`);
 
