@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { readBody } from './read-body.ts';
+import { BodyTooLargeError, readBody } from './read-body.ts';
 
 /**
  * Plays API Gateway (HTTP API, payload format 2.0) in front of the real handlers: turns a Node HTTP request into
@@ -18,15 +18,36 @@ export interface LocalRoute {
   handler: LambdaHandler;
 }
 
-/** API Gateway's integration timeout: the budget a request's Lambda context reports. */
-const API_BUDGET_MS = 29_000;
+/** The functions' timeout on AWS (25 s, under API Gateway's 29 s): the time a request's Lambda context reports. */
+const API_BUDGET_MS = 25_000;
 
 const TEXT_BODY = /^(application\/(.+\+)?json|application\/x-www-form-urlencoded|text\/)/i;
 
 export function apiGateway(routes: LocalRoute[], budgetMs = API_BUDGET_MS) {
   const matchers = routes.map((route) => ({ route, pattern: routePattern(route.path) }));
 
+  /** Never lets a request take the process down: what API Gateway itself would refuse is answered in the error shape. */
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    try {
+      await route(req, res);
+    } catch (error) {
+      if (req.destroyed || res.headersSent) {
+        res.destroy(); // the client went away, or the answer had begun
+        return;
+      }
+      const [status, code, message] =
+        error instanceof URIError
+          ? [400, 'VALIDATION_FAILED', 'The path holds a malformed %-escape']
+          : error instanceof BodyTooLargeError
+            ? [413, 'PAYLOAD_TOO_LARGE', error.message]
+            : [500, 'INTERNAL', 'Internal error in local mode'];
+      res
+        .writeHead(status, { 'content-type': 'application/json', 'x-request-id': randomUUID() })
+        .end(JSON.stringify({ error: { code, message } }));
+    }
+  };
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     const method = req.method ?? 'GET';
     const found = matchers
@@ -80,7 +101,7 @@ export function apiGateway(routes: LocalRoute[], budgetMs = API_BUDGET_MS) {
     const result = (await route.handler(event, lambdaContext(route.functionName, budgetMs))) as APIGatewayProxyStructuredResultV2;
     res.writeHead(result.statusCode ?? 200, result.headers as Record<string, string>);
     res.end(result.isBase64Encoded ? Buffer.from(result.body ?? '', 'base64') : (result.body ?? ''));
-  };
+  }
 }
 
 export function lambdaContext(functionName: string, budgetMs = API_BUDGET_MS): Context {

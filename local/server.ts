@@ -51,10 +51,11 @@ export async function startLocalMode(options: LocalModeOptions = {}): Promise<Lo
   await mkdir(stateDir, { recursive: true });
 
   const { slowAnswerMs } = options;
+  // An override left empty counts as not set.
   const fw199 = env.FW199_BASE_URL ? undefined : await startFw199Sandbox({ slowAnswerMs });
   const wdt = env.WDT_BASE_URL ? undefined : await startWdtSandbox({ slowAnswerMs });
   const jumdata = env.JUMDATA_BASE_URL ? undefined : await startJumdataSandbox(options.jumdata);
-  const bucket = env.BUCKET_NAME ?? LOCAL_BUCKET;
+  const bucket = env.BUCKET_NAME || LOCAL_BUCKET;
   const s3 = env.S3_ENDPOINT ? undefined : await startLocalS3({ directory: resolve(stateDir, 's3'), buckets: [bucket] });
 
   // Requests are taken only once the handlers are loaded; the port is known first, for the durable links.
@@ -68,16 +69,16 @@ export async function startLocalMode(options: LocalModeOptions = {}): Promise<Lo
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   Object.assign(process.env, {
-    AWS_REGION: env.AWS_REGION ?? 'cn-north-1',
-    POWERTOOLS_SERVICE_NAME: env.POWERTOOLS_SERVICE_NAME ?? 'einvoice-bridge-local',
-    LOCAL_SECRETS_FILE: env.LOCAL_SECRETS_FILE ?? (await sandboxSecretsFile(stateDir)),
-    FW199_BASE_URL: env.FW199_BASE_URL ?? fw199?.url,
-    WDT_BASE_URL: env.WDT_BASE_URL ?? wdt?.url,
-    JUMDATA_BASE_URL: env.JUMDATA_BASE_URL ?? jumdata?.url,
-    MIRROR_ALLOWED_HOSTS: env.MIRROR_ALLOWED_HOSTS ?? jumdata?.fileHost ?? '',
+    AWS_REGION: env.AWS_REGION || 'cn-north-1',
+    POWERTOOLS_SERVICE_NAME: env.POWERTOOLS_SERVICE_NAME || 'einvoice-bridge-local',
+    LOCAL_SECRETS_FILE: await localSecretsFile(stateDir, env.LOCAL_SECRETS_FILE),
+    FW199_BASE_URL: env.FW199_BASE_URL || fw199?.url,
+    WDT_BASE_URL: env.WDT_BASE_URL || wdt?.url,
+    JUMDATA_BASE_URL: env.JUMDATA_BASE_URL || jumdata?.url,
+    MIRROR_ALLOWED_HOSTS: env.MIRROR_ALLOWED_HOSTS || jumdata?.fileHost || '',
     BUCKET_NAME: bucket,
-    S3_ENDPOINT: env.S3_ENDPOINT ?? s3?.endpoint,
-    PUBLIC_BASE_URL: env.PUBLIC_BASE_URL ?? url,
+    S3_ENDPOINT: env.S3_ENDPOINT || s3?.endpoint,
+    PUBLIC_BASE_URL: env.PUBLIC_BASE_URL || url,
     // The embedded S3 accepts only its own fixed keys; a real endpoint uses the caller's AWS credentials.
     ...(s3 ? { AWS_ACCESS_KEY_ID: LOCAL_S3_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: LOCAL_S3_CREDENTIALS.secretAccessKey } : {}),
   });
@@ -109,21 +110,26 @@ export async function startLocalMode(options: LocalModeOptions = {}): Promise<Lo
 }
 
 /**
- * The sandboxes' credentials, and a link-signing key made once and kept, so durable links stay valid across
- * restarts of local mode.
+ * The secrets local mode hands the handlers: the sandboxes' credentials, overridden by whatever the user's
+ * LOCAL_SECRETS_FILE holds (real providers' credentials), and a link-signing key made once and kept in the state
+ * folder, so that durable links stay valid across restarts. Written to the (git-ignored) state folder.
  */
-async function sandboxSecretsFile(stateDir: string): Promise<string> {
-  const file = resolve(stateDir, 'sandbox-secrets.json');
-  const existing = await readFile(file, 'utf8').then(
-    (text) => JSON.parse(text) as { linkKey?: { key: string } },
-    () => ({}) as { linkKey?: { key: string } },
-  );
+async function localSecretsFile(stateDir: string, userFile: string | undefined): Promise<string> {
+  const file = resolve(stateDir, 'local-secrets.json');
+  const readJson = async (path: string) => JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
+  const previous = await readJson(file).catch(() => ({}) as Record<string, unknown>);
+  const user = userFile
+    ? await readJson(userFile).catch(() => {
+        throw new Error(`LOCAL_SECRETS_FILE ${userFile} cannot be read as JSON`);
+      })
+    : {};
   const secrets = {
     fw199: FW199_SANDBOX_CREDENTIALS,
     wdt: WDT_SANDBOX_CREDENTIALS,
     jumdata: JUMDATA_SANDBOX_CREDENTIALS,
-    linkKey: existing.linkKey ?? { key: randomBytes(32).toString('base64url') },
+    linkKey: previous.linkKey ?? { key: randomBytes(32).toString('base64url') },
+    ...user,
   };
-  await writeFile(file, `${JSON.stringify(secrets, null, 2)}\n`);
+  await writeFile(file, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });
   return file;
 }

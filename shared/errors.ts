@@ -146,7 +146,8 @@ export function toErrorResponse(error: unknown): ErrorResponse {
   }
   if (error instanceof UpstreamRateLimitedError) {
     return {
-      ...reply(429, 'UPSTREAM_RATE_LIMITED', error.message, { upstream: upstreamOf(error) }),
+      // API.md: a provider's refusal is a 422; the code and Retry-After tell a rate limit apart.
+      ...reply(422, 'UPSTREAM_RATE_LIMITED', error.message, { upstream: upstreamOf(error) }),
       headers: { 'retry-after': String(error.retryAfterSeconds) },
     };
   }
@@ -172,7 +173,8 @@ export function toErrorResponse(error: unknown): ErrorResponse {
     return reply(404, 'NOT_FOUND', error.message);
   }
   if (error instanceof ConfigurationError) {
-    return reply(500, 'NOT_CONFIGURED', error.message);
+    // API.md knows one 500, INTERNAL; a configuration problem says what is missing (never a value).
+    return reply(500, 'INTERNAL', error.message);
   }
   return reply(500, 'INTERNAL', 'Internal error; the request id identifies it in the logs');
 }

@@ -68,6 +68,11 @@ function jsonRequestBody(): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProx
     before: (request) => {
       const method = request.event.requestContext?.http?.method;
       if (method === 'GET' || method === 'HEAD') return;
+      // Media types are case-insensitive; middy's check is not.
+      const headers = request.event.headers ?? {};
+      for (const name of Object.keys(headers)) {
+        if (name.toLowerCase() === 'content-type') headers[name] = headers[name]?.toLowerCase();
+      }
       return parser.before?.(request);
     },
   };

@@ -83,6 +83,8 @@ async function readLocalSecret(provider: SecretName, file: string): Promise<unkn
       },
     );
     localFiles.set(file, contents);
+    // A file that could not be read or parsed is read again next time, once it has been fixed.
+    contents.catch(() => localFiles.delete(file));
   }
   const all = await contents;
   return typeof all === 'object' && all !== null ? (all as Record<string, unknown>)[provider] : undefined;

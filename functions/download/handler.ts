@@ -44,12 +44,14 @@ const download = downloadInvoice({
 const ANSWER_MARGIN_MS = 3_000;
 
 async function answerDownload(input: unknown, context: Context, baseUrl: string): Promise<HttpReply> {
+  // The link key first: a missing key must stop the request before Jumdata bills it.
+  const key = await linkKey();
   const outcome = await download(input, Date.now() + context.getRemainingTimeInMillis() - ANSWER_MARGIN_MS);
   if (outcome.kind === 'pending') {
     const { taxNum, invoiceNo, issueDate } = outcome.query;
     return { statusCode: 202, body: { taxNum, invoiceNo, issueDate, status: 'pending', message: outcome.message } };
   }
-  const links = { s3, bucket: config.BUCKET_NAME, linkKey: await linkKey(), baseUrl, presignSeconds: config.PRESIGNED_URL_SECONDS };
+  const links = { s3, bucket: config.BUCKET_NAME, linkKey: key, baseUrl, presignSeconds: config.PRESIGNED_URL_SECONDS };
   return { statusCode: 200, body: await presentInvoice(outcome.invoice, outcome.fromCache, links) };
 }
 

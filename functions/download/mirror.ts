@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { Transform, type Readable } from 'node:stream';
-import { DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, PutObjectCommand, S3ServiceException, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { FileFetchError, openFile, type FileFetchPolicy } from '#shared/file-fetch';
 import { logger } from '#shared/logger';
@@ -92,13 +92,29 @@ const deleteObject = (options: MirrorOptions, key: string, versionId?: string) =
 
 async function mirrorFile(kind: FileKind, link: string, options: MirrorOptions): Promise<MirroredFile> {
   const signal = AbortSignal.any([options.signal, AbortSignal.timeout(options.fileTimeoutMs)]);
-  try {
-    return await streamToS3(kind, link, options, signal);
-  } catch (error) {
-    const cause = asFetchError(error, kind, signal, options.fileTimeoutMs);
-    logger.warn('file not mirrored', { kind, reason: (cause as Error).message });
-    throw cause;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await streamToS3(kind, link, options, signal);
+    } catch (error) {
+      const cause = asFetchError(error, kind, signal, options.fileTimeoutMs);
+      // The SDK cannot retry a streamed body itself; S3 failing once (503 SlowDown, a reset) costs one more read
+      // of the same link, which Jumdata does not bill.
+      if (attempt < S3_ATTEMPTS && isRetryableS3Failure(cause, signal)) {
+        logger.warn('file upload failed, trying again', { kind, reason: (cause as Error).message });
+        continue;
+      }
+      logger.warn('file not mirrored', { kind, reason: (cause as Error).message });
+      throw cause;
+    }
   }
+}
+
+const S3_ATTEMPTS = 2;
+
+function isRetryableS3Failure(error: unknown, signal: AbortSignal): boolean {
+  if (signal.aborted || error instanceof FileFetchError) return false;
+  if (error instanceof S3ServiceException) return (error.$metadata.httpStatusCode ?? 500) >= 500;
+  return true; // a network error on the way to S3
 }
 
 async function streamToS3(kind: FileKind, link: string, options: MirrorOptions, signal: AbortSignal): Promise<MirroredFile> {

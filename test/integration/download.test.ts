@@ -150,7 +150,7 @@ describe('POST /download: what Jumdata refuses', () => {
   it('gives every one of twenty concurrent requests the answer of the one Jumdata call', async () => {
     const answers = await Promise.all(Array.from({ length: 20 }, () => download(INVOICES.tooFrequent)));
     expect(jumdata().received.filter((r) => r.fields.fphm === INVOICES.tooFrequent)).toHaveLength(1);
-    expect(answers.map((a) => a.status)).toEqual(Array(20).fill(429));
+    expect(answers.map((a) => a.status)).toEqual(Array(20).fill(422));
     expect(answers.map((a) => a.headers.get('retry-after'))).toEqual(Array(20).fill('60'));
     expect(answers[19]!.body.error).toMatchObject({ code: 'UPSTREAM_RATE_LIMITED', upstream: { code: 609 } });
   });

@@ -76,9 +76,9 @@ describe('POST /erp-update through local mode', () => {
     });
   });
 
-  it('answers 429 with Retry-After when WDT says it is called too often', async () => {
+  it('answers 422 UPSTREAM_RATE_LIMITED with Retry-After when WDT says it is called too often', async () => {
     const answer = await post('/erp-update', { invoiceNo: WDT_SANDBOX_INVOICES.rateLimited, status: 75 });
-    expect(answer.status).toBe(429);
+    expect(answer.status).toBe(422);
     expect(answer.headers.get('retry-after')).toBe('30');
     expect(answer.body.error).toMatchObject({ code: 'UPSTREAM_RATE_LIMITED', upstream: { provider: 'wdt', code: 1012 } });
   });

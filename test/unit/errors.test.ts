@@ -46,8 +46,11 @@ describe('the mapping from errors to HTTP answers', () => {
     });
   });
 
-  it('answers 500 NOT_CONFIGURED with the configuration problem', () => {
-    expect(toErrorResponse(new ConfigurationError('The fw199 secret is not set')).body.error.code).toBe('NOT_CONFIGURED');
+  it('answers 500 INTERNAL naming the configuration problem', () => {
+    expect(toErrorResponse(new ConfigurationError('The fw199 secret is not set'))).toEqual({
+      statusCode: 500,
+      body: { error: { code: 'INTERNAL', message: 'The fw199 secret is not set' } },
+    });
   });
 
   it('answers 500 INTERNAL for anything else, revealing nothing of the error', () => {

@@ -108,10 +108,10 @@ describe('the Jumdata code table', () => {
     expect(toErrorResponse(error)).toMatchObject({ statusCode: 503, headers: { 'retry-after': '60' } });
   });
 
-  it.each([606, 609])('treats %i as a rate limit: 429 with Retry-After', (code) => {
+  it.each([606, 609])('treats %i as a rate limit: 422 UPSTREAM_RATE_LIMITED with Retry-After', (code) => {
     const error = failureOf(code);
     expect(error).toBeInstanceOf(UpstreamRateLimitedError);
-    expect(toErrorResponse(error).statusCode).toBe(429);
+    expect(toErrorResponse(error)).toMatchObject({ statusCode: 422, headers: { 'retry-after': '60' }, body: { error: { code: 'UPSTREAM_RATE_LIMITED' } } });
   });
 
   it.each([400, 601, 602, 603, 604, 607, 999, 12345])('treats %i as terminal: 422 with the code and message', (code) => {

@@ -111,6 +111,22 @@ describe('mirroring when S3 fails mid-upload', () => {
     expect(s3mock).not.toHaveReceivedCommandWith(DeleteObjectCommand, { Key: 'invoices/T/N/xml.zip' });
   });
 
+  it('tries a file once more when S3 fails its streamed PutObject, reading the link again', async () => {
+    let xmlAttempts = 0;
+    s3mock.on(PutObjectCommand).callsFake(async (input: { Key: string; Body: AsyncIterable<Buffer> }) => {
+      if (input.Key.endsWith('xml.zip') && ++xmlAttempts === 1) throw new Error('socket hang up');
+      for await (const _chunk of input.Body); // read the streamed body, as S3 would
+      return { ETag: '"e"', VersionId: 'v1' };
+    });
+    s3mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'upload-5' });
+    s3mock.on(UploadPartCommand).resolves({ ETag: '"p"' });
+    s3mock.on(CompleteMultipartUploadCommand).resolves({ ETag: '"c"', VersionId: 'v2' });
+    const files = await mirrorInvoiceFiles(links(), options());
+    expect(xmlAttempts).toBe(2);
+    expect(files.xml).toMatchObject({ key: 'invoices/T/N/xml.zip', bytes: 10 });
+    expect(s3mock).not.toHaveReceivedCommand(DeleteObjectCommand);
+  });
+
   it('stores the three files with their content types when S3 works', async () => {
     s3mock.on(PutObjectCommand).resolves({ ETag: '"e"', VersionId: 'v1' });
     s3mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'upload-3' });

@@ -15,7 +15,7 @@ describe('WDT answers', () => {
     expect(toErrorResponse((() => { try { act(); } catch (e) { return e; } })()).statusCode).toBe(422);
   });
 
-  it('tells a rate-limit answer apart, and answers it 429 with Retry-After', () => {
+  it('tells a rate-limit answer apart: 422 with its own code and Retry-After', () => {
     let error: unknown;
     try {
       interpretWdtAnswer({ code: 1012, message: '调用太频繁' });
@@ -24,7 +24,7 @@ describe('WDT answers', () => {
     }
     expect(error).toBeInstanceOf(UpstreamRateLimitedError);
     expect(toErrorResponse(error)).toEqual({
-      statusCode: 429,
+      statusCode: 422,
       headers: { 'retry-after': '30' },
       body: {
         error: {
