@@ -2,6 +2,7 @@ import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import { Effect, PolicyStatement, type IGrantable } from 'aws-cdk-lib/aws-iam';
 import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
+import { FINISHED_WORK_TAG } from '../functions/download/archive.ts';
 
 /**
  * The archive: the invoices' files and records (invoices/) and unfinished downloads (work/download/). Private,
@@ -33,7 +34,9 @@ export function invoiceBucket(scope: Construct): Bucket {
     lifecycleRules: [
       // A function that died mid-upload leaves parts that cost money and are never completed.
       { id: 'abort-incomplete-uploads', abortIncompleteMultipartUploadAfter: Duration.days(1) },
-      // Finished work records are deleted; their old versions and the delete markers left need not be kept.
+      // A finished download's work record (tagged done by the function) is needed only against a late claimant.
+      { id: 'expire-finished-work-records', prefix: 'work/', tagFilters: FINISHED_WORK_TAG, expiration: Duration.days(1) },
+      // Old versions of work records, and the delete markers the rule above leaves, need not be kept.
       {
         id: 'expire-old-work-records',
         prefix: 'work/',
@@ -52,15 +55,17 @@ export function grantInvoiceArchive(bucket: Bucket, grantee: IGrantable): void {
     new PolicyStatement({ effect: Effect.ALLOW, actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }),
     new PolicyStatement({
       effect: Effect.ALLOW,
-      actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'],
+      actions: ['s3:GetObject', 's3:PutObject'],
       resources: [objects('invoices/'), objects('work/download/')],
     }),
     // Removing the objects of a failed attempt for good, and the parts of an aborted multipart upload.
     new PolicyStatement({
       effect: Effect.ALLOW,
-      actions: ['s3:DeleteObjectVersion', 's3:AbortMultipartUpload'],
+      actions: ['s3:DeleteObject', 's3:DeleteObjectVersion', 's3:AbortMultipartUpload'],
       resources: [objects('invoices/')],
     }),
+    // A finished work record is written with a tag, which S3 authorises as tagging.
+    new PolicyStatement({ effect: Effect.ALLOW, actions: ['s3:PutObjectTagging'], resources: [objects('work/download/')] }),
   ];
   for (const statement of statements) grantee.grantPrincipal.addToPrincipalPolicy(statement);
   const stack = Stack.of(bucket);

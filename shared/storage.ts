@@ -1,5 +1,4 @@
 import {
-  DeleteObjectCommand,
   GetObjectCommand,
   NoSuchKey,
   PutObjectCommand,
@@ -54,9 +53,14 @@ export class JsonStore {
 
   /**
    * Writes `value`; with `ifNoneMatch` only if the key does not exist, with `ifMatch` only if it still has that
-   * ETag. Returns the new ETag, or throws ConditionFailedError when another writer won.
+   * ETag. `tags` become the object's tags (for lifecycle rules). Returns the new ETag, or throws
+   * ConditionFailedError when another writer won.
    */
-  async put(key: string, value: unknown, condition: { ifNoneMatch?: true; ifMatch?: string } = {}): Promise<string> {
+  async put(
+    key: string,
+    value: unknown,
+    options: { ifNoneMatch?: true; ifMatch?: string; tags?: Record<string, string> } = {},
+  ): Promise<string> {
     try {
       const result = await this.client.send(
         new PutObjectCommand({
@@ -64,8 +68,9 @@ export class JsonStore {
           Key: key,
           Body: JSON.stringify(value),
           ContentType: 'application/json',
-          IfNoneMatch: condition.ifNoneMatch ? '*' : undefined,
-          IfMatch: condition.ifMatch,
+          IfNoneMatch: options.ifNoneMatch ? '*' : undefined,
+          IfMatch: options.ifMatch,
+          Tagging: options.tags ? new URLSearchParams(options.tags).toString() : undefined,
         }),
       );
       return result.ETag ?? '';
@@ -74,10 +79,6 @@ export class JsonStore {
       if (statusOf(error) === 412 || statusOf(error) === 409) throw new ConditionFailedError(key);
       throw error;
     }
-  }
-
-  async delete(key: string, versionId?: string): Promise<void> {
-    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key, VersionId: versionId }));
   }
 }
 

@@ -8,12 +8,15 @@ import type { FileKind, MirroredFile } from './mirror.ts';
  *
  *   invoices/{taxNum}/{invoiceNo}/pdf.pdf | ofd.zip | xml.zip    the files, named by what their bytes are
  *   invoices/{taxNum}/{invoiceNo}/invoice.json                   MirroredInvoice
- *   work/download/{taxNum}/{invoiceNo}.json                      DownloadWork, while the download is unfinished
+ *   work/download/{taxNum}/{invoiceNo}.json                      DownloadWork: unfinished, or done for a day
  */
 
 export const invoicePrefix = (taxNum: string, invoiceNo: string) => `invoices/${taxNum}/${invoiceNo}`;
 export const invoiceRecordKey = (taxNum: string, invoiceNo: string) => `${invoicePrefix(taxNum, invoiceNo)}/invoice.json`;
 export const workKey = (taxNum: string, invoiceNo: string) => `work/download/${taxNum}/${invoiceNo}.json`;
+
+/** The tag of a finished work record; the bucket's lifecycle rule deletes records carrying it after a day. */
+export const FINISHED_WORK_TAG: Readonly<Record<string, string>> = { 'work-state': 'done' };
 
 export interface MirroredInvoice extends DownloadQuery {
   mirroredAt: string;

@@ -70,7 +70,7 @@ const POLL_MS = 200;
  *  1. Answer from S3 when invoice.json exists: no billed call
  *  2. Claim the invoice's work record (exactly one invocation wins); others wait for the winner's result
  *  3. Ask Jumdata for the links, unless an earlier attempt already paid for them, and keep its answer at once
- *  4. Stream the three files into S3, then write invoice.json last, then drop the work record
+ *  4. Stream the three files into S3, then write invoice.json last, and mark the work record done
  * A request that finds another one at work waits for it, and answers what it answered.
  */
 export function downloadInvoice(deps: DownloadDeps) {
@@ -89,12 +89,12 @@ export function downloadInvoice(deps: DownloadDeps) {
 
       if (current && isLeaseLive(current.value)) {
         sawAnotherRunning = true;
-      } else if (current && sawAnotherRunning) {
+      } else if (current && sawAnotherRunning && current.value.state !== 'done') {
         // The invocation we waited for stopped without the files: its outcome is ours too.
         return outcomeOf(query, current.value);
       } else {
         const claimed = await work.claim(query, current);
-        if (claimed) return runClaimed(query, claimed, deadline);
+        if (claimed) return runClaimed(query, claimed, deadline, { created: !current });
         // Another claimant won the race: wait for its outcome rather than claim after it.
         sawAnotherRunning = true;
         continue;
@@ -104,17 +104,23 @@ export function downloadInvoice(deps: DownloadDeps) {
     }
   };
 
-  async function runClaimed(query: DownloadQuery, claimed: Stored<DownloadWork>, deadline: number): Promise<DownloadOutcome> {
+  async function runClaimed(
+    query: DownloadQuery,
+    claimed: Stored<DownloadWork>,
+    deadline: number,
+    { created }: { created: boolean },
+  ): Promise<DownloadOutcome> {
     let held = claimed;
     const budget = new AbortController();
     const timer = setTimeout(() => budget.abort(new TimeBudgetExhausted()), Math.max(0, deadline - Date.now()));
     // Jumdata's answer is kept while the files stream; if keeping it fails, the files are still worth storing.
     let keepAnswer: Promise<unknown> = Promise.resolve();
     try {
-      // The invoice may have been finished, and its work record removed, between our look and our claim.
-      const mirrored = await readMirroredInvoice(deps.store, query.taxNum, query.invoiceNo);
+      // A record that we took over may belong to a run that finished between our look and our claim. One that we
+      // created cannot: a finished run leaves its record behind (marked done), so creating it would have failed.
+      const mirrored = created ? undefined : await readMirroredInvoice(deps.store, query.taxNum, query.invoiceNo);
       if (mirrored) {
-        await work.remove(query);
+        await work.finish(held);
         return { kind: 'mirrored', fromCache: true, invoice: mirrored };
       }
       if (!hasUsableAnswer(held.value)) {
@@ -148,15 +154,19 @@ export function downloadInvoice(deps: DownloadDeps) {
         jumdata: { taskNo: jumdata.taskNo, charged: jumdata.charged, fields: jumdata.fields },
         files,
       };
-      try {
-        await deps.store.put(invoiceRecordKey(query.taxNum, query.invoiceNo), invoice);
-      } catch (error) {
+      // invoice.json and the record's "done" are written together. Should invoice.json fail, the files go and the
+      // record, done or not, still holds the paid-for answer for the next attempt.
+      const [recorded, finished] = await Promise.allSettled([
+        deps.store.put(invoiceRecordKey(query.taxNum, query.invoiceNo), invoice),
+        work.finish(held),
+      ]);
+      if (finished.status === 'fulfilled') held = finished.value;
+      else logger.warn('finished work record not marked done', { error: finished.reason });
+      if (recorded.status === 'rejected') {
         // Without invoice.json the files are orphans: they go, and the kept answer lets a later run redo them.
         await removeFiles(deps, files);
-        throw error;
+        throw recorded.reason;
       }
-      // The invoice is complete from here on; a work record left behind is only clutter.
-      await work.remove(query).catch((error: unknown) => logger.warn('finished work record not removed', { error }));
       logger.info('invoice mirrored', { taxNum: query.taxNum, invoiceNo: query.invoiceNo, taskNo: jumdata.taskNo });
       return { kind: 'mirrored', fromCache: false, invoice };
     } catch (error) {

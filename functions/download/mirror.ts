@@ -6,6 +6,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { FileFetchError, openFile, type FileFetchPolicy } from '#shared/file-fetch';
 import { logger } from '#shared/logger';
 import type { InvoiceFileLinks } from '#shared/providers/jumdata';
+import { countStreamedBytes } from './reclaim.ts';
 
 /**
  * Streams an invoice's three files from their links into S3, never holding a file whole in memory, and records
@@ -143,6 +144,7 @@ async function streamToS3(kind: FileKind, link: string, options: MirrorOptions, 
       bytes += chunk.length;
       if (bytes > maxBytes) return done(failStream(new FileFetchError('too_large', `the ${kind} file is over the ${maxBytes}-byte cap`, false)));
       hash.update(chunk);
+      countStreamedBytes(chunk.length);
       done(null, chunk);
     },
     flush(done) {

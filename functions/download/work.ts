@@ -1,7 +1,7 @@
 import { ConditionFailedError, type JsonStore, type Stored } from '#shared/storage';
 import type { DownloadQuery, JumdataInvoice } from '#shared/providers/jumdata';
 import type { ErrorBody } from '#shared/errors';
-import { workKey } from './archive.ts';
+import { FINISHED_WORK_TAG, workKey } from './archive.ts';
 
 /**
  * The durable record of a download that is not finished, kept in the bucket beside the invoices. It is also the
@@ -11,8 +11,11 @@ import { workKey } from './archive.ts';
 
 export interface DownloadWork {
   request: DownloadQuery;
-  /** running: someone holds the lease · pending: to be finished later · failed: will not succeed as it is. */
-  state: 'running' | 'pending' | 'failed';
+  /**
+   * running: someone holds the lease · pending: to be finished later · failed: will not succeed as it is ·
+   * done: invoice.json is written (the record stays a day, so that no late claimant can create it anew).
+   */
+  state: 'running' | 'pending' | 'failed' | 'done';
   /** While running: when the lease lapses and another invocation may take over. */
   leaseUntil?: string;
   attempts: number;
@@ -69,9 +72,23 @@ export class WorkStore {
     return { value, etag };
   }
 
-  /** The work is done (the invoice record exists): nothing is left to finish. */
-  async remove(query: DownloadQuery): Promise<void> {
-    await this.store.delete(workKey(query.taxNum, query.invoiceNo));
+  /**
+   * The work is done (invoice.json is written alongside). The record is kept rather than deleted: while it exists,
+   * a request that looked before invoice.json appeared cannot create a fresh record and pay Jumdata again. The tag
+   * lets the bucket's lifecycle rule delete it after a day (invoice-bucket.ts).
+   */
+  async finish(held: Stored<DownloadWork>): Promise<Stored<DownloadWork>> {
+    const value: DownloadWork = {
+      ...held.value,
+      state: 'done',
+      leaseUntil: undefined,
+      lastError: undefined,
+      nextAttemptAt: undefined,
+      updatedAt: new Date().toISOString(),
+    };
+    const { taxNum, invoiceNo } = value.request;
+    const etag = await this.store.put(workKey(taxNum, invoiceNo), value, { ifMatch: held.etag, tags: FINISHED_WORK_TAG });
+    return { value, etag };
   }
 }
 

@@ -205,6 +205,20 @@ describe('the archive bucket', () => {
       expect.objectContaining({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }, Status: 'Enabled' }),
     );
   });
+
+  it('deletes finished work records a day after they are tagged done, and never an unfinished one', () => {
+    const rules = archive().bucket.Properties.LifecycleConfiguration.Rules as Array<Record<string, unknown>>;
+    const expiring = rules.filter((rule) => rule.ExpirationInDays !== undefined);
+    expect(expiring).toEqual([
+      {
+        Id: 'expire-finished-work-records',
+        Prefix: 'work/',
+        TagFilters: [{ Key: 'work-state', Value: 'done' }],
+        ExpirationInDays: 1,
+        Status: 'Enabled',
+      },
+    ]);
+  });
 });
 
 describe('the download function', () => {
@@ -238,7 +252,7 @@ describe('the download function', () => {
       LINK_KEY_SECRET_ID: { Ref: secretIdNamed('LinkKeySecret') },
       PRESIGNED_URL_SECONDS: '600',
     });
-    expect(variables.NODE_OPTIONS).toBe('--enable-source-maps --max-semi-space-size=1');
+    expect(variables.NODE_OPTIONS).toBe('--enable-source-maps --max-semi-space-size=1 --expose-gc');
     // On AWS no file host is exempt: https and public addresses only.
     expect(variables.MIRROR_ALLOWED_HOSTS).toBeUndefined();
     expect(JSON.stringify(variables.PUBLIC_BASE_URL)).toContain('execute-api');
@@ -256,11 +270,16 @@ describe('the download function', () => {
     expect(s3Statements).toEqual([
       { Action: 's3:ListBucket', Effect: 'Allow', Resource: { 'Fn::GetAtt': [archiveId(), 'Arn'] } },
       {
-        Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'],
+        Action: ['s3:GetObject', 's3:PutObject'],
         Effect: 'Allow',
         Resource: [prefixArn('invoices/'), prefixArn('work/download/')],
       },
-      { Action: ['s3:DeleteObjectVersion', 's3:AbortMultipartUpload'], Effect: 'Allow', Resource: prefixArn('invoices/') },
+      {
+        Action: ['s3:DeleteObject', 's3:DeleteObjectVersion', 's3:AbortMultipartUpload'],
+        Effect: 'Allow',
+        Resource: prefixArn('invoices/'),
+      },
+      { Action: 's3:PutObjectTagging', Effect: 'Allow', Resource: prefixArn('work/download/') },
     ]);
   });
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, GetObjectTaggingCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { lambdaContext } from '../../local/api-gateway.ts';
 import { LOCAL_S3_CREDENTIALS } from '../../local/s3.ts';
@@ -89,8 +89,12 @@ describe('POST /download: a successful mirror', () => {
       jumdata: { charged: true, taskNo: expect.any(String) },
       files: { pdf: { key: `${invoiceFolder(INVOICES.success)}pdf.pdf`, sha256: answer.body.files.pdf.sha256 } },
     });
-    // Assess: the work record is gone once the invoice is complete
-    expect(await keysUnder(`work/download/${taxNum}/${INVOICES.success}`)).toEqual([]);
+    // Assess: the work record is kept, marked done and tagged for the lifecycle rule that deletes it a day later
+    expect(await workRecord(INVOICES.success)).toMatchObject({ state: 'done', attempts: 1, jumdata: { charged: true } });
+    const tags = await s3.send(
+      new GetObjectTaggingCommand({ Bucket: state.local.bucket, Key: `work/download/${taxNum}/${INVOICES.success}.json` }),
+    );
+    expect(tags.TagSet).toEqual([{ Key: 'work-state', Value: 'done' }]);
   });
 
   it('hands out presigned URLs of 15 minutes or less that open the stored files', async () => {
@@ -117,6 +121,21 @@ describe('POST /download: a successful mirror', () => {
     expect(answers.filter((a) => a.status !== 200 && a.status !== 202)).toEqual([]);
     expect(answers.filter((a) => a.status === 200 && a.body.fromCache === false)).toHaveLength(1);
     expect(await keysUnder(invoiceFolder(invoiceNo))).toHaveLength(4);
+  });
+
+  it('mirrors again from the finished record\'s kept answer, unbilled, when invoice.json has gone', async () => {
+    // Arrange: a finished invoice whose invoice.json is lost (the case of a finish whose record write failed)
+    const invoiceNo = '24312000000055550021';
+    expect((await download(invoiceNo)).status).toBe(200);
+    await s3.send(new DeleteObjectCommand({ Bucket: state.local.bucket, Key: `${invoiceFolder(invoiceNo)}invoice.json` }));
+    // Act
+    const answer = await download(invoiceNo);
+    // Assess: mirrored anew from the done record's links, with no second billed call, and done again
+    expect(answer.status).toBe(200);
+    expect(answer.body.fromCache).toBe(false);
+    expect(jumdata().billedCallsFor(invoiceNo)).toBe(1);
+    expect(await keysUnder(invoiceFolder(invoiceNo))).toHaveLength(4);
+    expect(await workRecord(invoiceNo)).toMatchObject({ state: 'done', attempts: 2 });
   });
 });
 
