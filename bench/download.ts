@@ -5,13 +5,14 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { UPLOAD_SETTINGS } from '../functions/download/mirror.ts';
 import { DOWNLOAD_NODE_OPTIONS } from '../functions/download/runtime-options.ts';
+import { startLocalDynamo } from '../local/dynamodb.ts';
 import { LOCAL_S3_CREDENTIALS, startLocalS3 } from '../local/s3.ts';
 import { JUMDATA_SANDBOX_CREDENTIALS, startJumdataSandbox } from '../local/sandboxes/jumdata.ts';
 
 /**
  * `npm run bench`: mirrors invoices through the real download handler, against the Jumdata sandbox and the
- * embedded S3, with three 1 MB files and then three 100 MB files, and measures in the same run a baseline that
- * moves the same bytes with a bare fetch → Upload and nothing else. Each scenario runs in a child process of its
+ * embedded S3 and DynamoDB, with three 1 MB files and then three 100 MB files, and measures in the same run a
+ * baseline that moves the same bytes with a bare fetch → Upload and nothing else. Each scenario runs in a child process of its
  * own (the servers stay in this one), so its peak RSS is its own.
  */
 
@@ -24,6 +25,7 @@ const TAX_NUM = '91310117568051222X';
 
 const workDir = await mkdtemp(join(tmpdir(), 'einvoice-bench-'));
 const s3 = await startLocalS3({ directory: join(workDir, 's3'), buckets: [BUCKET] });
+const dynamo = await startLocalDynamo({ directory: join(workDir, 'dynamodb'), tables: ['jobs'] });
 const secretsFile = join(workDir, 'secrets.json');
 await writeFile(secretsFile, JSON.stringify({ jumdata: JUMDATA_SANDBOX_CREDENTIALS, linkKey: { key: 'b'.repeat(64) } }));
 
@@ -50,6 +52,8 @@ for (const size of SIZES) {
       LOCAL_SECRETS_FILE: secretsFile,
       BUCKET_NAME: BUCKET,
       S3_ENDPOINT: s3.endpoint,
+      JOBS_TABLE: 'jobs',
+      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
       JUMDATA_BASE_URL: jumdata.url,
       MIRROR_ALLOWED_HOSTS: jumdata.fileHost,
       MIRROR_MAX_FILE_BYTES: String(200 * MB),
@@ -69,6 +73,7 @@ for (const size of SIZES) {
   await jumdata.close();
 }
 await s3.close();
+await dynamo.close();
 await rm(workDir, { recursive: true, force: true });
 
 const find = (size: number, mode: string) => results.find((r) => r.size === size && r.mode === mode)!;

@@ -2,10 +2,9 @@ import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import { Effect, PolicyStatement, type IGrantable } from 'aws-cdk-lib/aws-iam';
 import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
-import { FINISHED_WORK_TAG } from '../functions/download/archive.ts';
 
 /**
- * The archive: the invoices' files and records (invoices/) and unfinished downloads (work/download/). Private,
+ * The archive: the invoices' files and their records (invoices/). Private,
  * TLS only, encrypted, versioned (an overwritten or deleted invoice file can be recovered), with its own access log.
  */
 export function invoiceBucket(scope: Construct): Bucket {
@@ -34,15 +33,6 @@ export function invoiceBucket(scope: Construct): Bucket {
     lifecycleRules: [
       // A function that died mid-upload leaves parts that cost money and are never completed.
       { id: 'abort-incomplete-uploads', abortIncompleteMultipartUploadAfter: Duration.days(1) },
-      // A finished download's work record (tagged done by the function) is needed only against a late claimant.
-      { id: 'expire-finished-work-records', prefix: 'work/', tagFilters: FINISHED_WORK_TAG, expiration: Duration.days(1) },
-      // Old versions of work records, and the delete markers the rule above leaves, need not be kept.
-      {
-        id: 'expire-old-work-records',
-        prefix: 'work/',
-        noncurrentVersionExpiration: Duration.days(30),
-        expiredObjectDeleteMarker: true,
-      },
     ],
   });
 }
@@ -53,27 +43,19 @@ export function grantInvoiceArchive(bucket: Bucket, grantee: IGrantable): void {
   const statements = [
     // Reading a key that does not exist answers 404 only with ListBucket; without it S3 says 403.
     new PolicyStatement({ effect: Effect.ALLOW, actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }),
+    // Reading and writing the files and invoice.json; removing the objects of a failed attempt for good, and the
+    // parts of an aborted multipart upload.
     new PolicyStatement({
       effect: Effect.ALLOW,
-      actions: ['s3:GetObject', 's3:PutObject'],
-      resources: [objects('invoices/'), objects('work/download/')],
-    }),
-    // Removing the objects of a failed attempt for good, and the parts of an aborted multipart upload.
-    new PolicyStatement({
-      effect: Effect.ALLOW,
-      actions: ['s3:DeleteObject', 's3:DeleteObjectVersion', 's3:AbortMultipartUpload'],
+      actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:DeleteObjectVersion', 's3:AbortMultipartUpload'],
       resources: [objects('invoices/')],
     }),
-    // A finished work record is written with a tag, which S3 authorises as tagging.
-    new PolicyStatement({ effect: Effect.ALLOW, actions: ['s3:PutObjectTagging'], resources: [objects('work/download/')] }),
   ];
   for (const statement of statements) grantee.grantPrincipal.addToPrincipalPolicy(statement);
   const stack = Stack.of(bucket);
   const arn = stack.getLogicalId(bucket.node.defaultChild as never);
-  for (const prefix of ['invoices/', 'work/download/']) {
-    Validations.of(grantee.grantPrincipal as unknown as Construct).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::<${arn}.Arn>/${prefix}*]`,
-      reason: `Object access is limited to the ${prefix} prefix, whose keys are made per invoice.`,
-    });
-  }
+  Validations.of(grantee.grantPrincipal as unknown as Construct).acknowledge({
+    id: `AwsSolutions-IAM5[Resource::<${arn}.Arn>/invoices/*]`,
+    reason: 'Object access is limited to the invoices/ prefix, whose keys are made per invoice.',
+  });
 }

@@ -11,6 +11,8 @@ import { Construct } from 'constructs';
 import { DOWNLOAD_NODE_OPTIONS } from '../functions/download/runtime-options.ts';
 import { BridgeFunction } from './bridge-function.ts';
 import { grantInvoiceArchive, invoiceBucket } from './invoice-bucket.ts';
+import { grantJobs, jobsTable } from './jobs-table.ts';
+import type { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 
 /**
  * API Gateway gives up on an integration after 29 s. A function behind it stops at 25 s, and gives a provider 10 s,
@@ -28,6 +30,7 @@ export class InvoiceStack extends Stack {
   readonly api: HttpApi;
   readonly functions: { retry: NodejsFunction; erpUpdate: NodejsFunction; download: NodejsFunction };
   readonly bucket: Bucket;
+  readonly jobs: TableV2;
 
   constructor(scope: Construct, id: string, props: InvoiceStackProps = {}) {
     super(scope, id, props);
@@ -75,6 +78,7 @@ export class InvoiceStack extends Stack {
     });
 
     this.bucket = invoiceBucket(this);
+    this.jobs = jobsTable(this);
     const linkKey = new Secret(this, 'LinkKeySecret', {
       description: 'HMAC key of the durable file links (generated; rotating it invalidates every link handed out)',
       generateSecretString: {
@@ -104,6 +108,7 @@ export class InvoiceStack extends Stack {
         JUMDATA_DOWNLOAD_PATH: '/invoice/download',
         LINK_KEY_SECRET_ID: linkKey.secretArn,
         BUCKET_NAME: this.bucket.bucketName,
+        JOBS_TABLE: this.jobs.tableName,
         PUBLIC_BASE_URL: stage.url,
         MIRROR_MAX_FILE_BYTES: String(64 * 1024 * 1024),
         MIRROR_FILE_TIMEOUT_MS: '20000',
@@ -115,6 +120,7 @@ export class InvoiceStack extends Stack {
     });
     linkKey.grantRead(download);
     grantInvoiceArchive(this.bucket, download);
+    grantJobs(this.jobs, download, 'download');
     this.functions = { retry, erpUpdate, download };
   }
 

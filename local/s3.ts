@@ -51,8 +51,6 @@ export async function startLocalS3(options: { directory: string; buckets: string
 
 interface ObjectStore {
   getMetadata(bucket: string, key: string): Promise<Record<string, string>>;
-  putSubresource(bucket: string, key: string, resource: { type: string; toXML(space?: number): string }): Promise<void>;
-  deleteSubresource(bucket: string, key: string, type: string): Promise<void>;
 }
 
 /** Objects up to this size are read whole while their key is locked (the work and invoice records are tiny). */
@@ -83,7 +81,7 @@ function perKeyAtomicity(store: ObjectStore) {
           '<Message>At least one of the pre-conditions you specified did not hold</Message></Error>';
         return;
       }
-      if (isObjectPut(ctx)) {
+      if (ctx.method === 'PUT' && !ctx.querystring.includes('uploadId')) {
         // S3 stores an object only when its whole body arrived; s3rver writes as bytes come and keeps what came
         // before a cut. The body is taken whole first, and s3rver is given it only if it all arrived.
         const body = await buffer(ctx.req as unknown as Readable).catch(() => undefined);
@@ -94,7 +92,6 @@ function perKeyAtomicity(store: ObjectStore) {
         ctx.req = body as unknown as Context['req'];
       }
       await next();
-      if (isObjectPut(ctx) && ctx.status === 200) await keepTags(ctx, store, bucket, key);
       if (ctx.method === 'GET' && ctx.body instanceof Readable && Number(ctx.length) <= ATOMIC_READ_BYTES) {
         ctx.body = await buffer(ctx.body);
       }
@@ -102,23 +99,6 @@ function perKeyAtomicity(store: ObjectStore) {
     queues.set(id, turn.catch(() => undefined));
     await turn;
   };
-}
-
-/** A PutObject (the SDK adds `?x-id=PutObject`), as opposed to a subresource or a multipart request. */
-const isObjectPut = (ctx: Context) =>
-  ctx.method === 'PUT' && !['uploadId', 'tagging', 'acl'].some((name) => new URLSearchParams(ctx.querystring).has(name));
-
-/**
- * S3 gives a new object the tags of its PutObject's x-amz-tagging header (and no others); s3rver ignores the
- * header. The lifecycle rules of the deployed bucket key on such tags, so local mode keeps them readable.
- */
-async function keepTags(ctx: Context, store: ObjectStore, bucket: string, key: string): Promise<void> {
-  const tagging = ctx.get('x-amz-tagging');
-  if (!tagging) return store.deleteSubresource(bucket, key, 'tagging').catch(() => undefined);
-  const escape = (text: string) => text.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
-  const tags = [...new URLSearchParams(tagging)].map(([k, v]) => `<Tag><Key>${escape(k)}</Key><Value>${escape(v)}</Value></Tag>`);
-  const xml = `<Tagging><TagSet>${tags.join('')}</TagSet></Tagging>`;
-  await store.putSubresource(bucket, key, { type: 'tagging', toXML: () => xml });
 }
 
 async function preconditionHolds(ctx: Context, store: ObjectStore, bucket: string, key: string): Promise<boolean> {

@@ -4,6 +4,7 @@ import { createServer, type RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { apiGateway, type LambdaHandler } from './api-gateway.ts';
+import { startLocalDynamo, type LocalDynamo } from './dynamodb.ts';
 import { startLocalS3, LOCAL_S3_CREDENTIALS, type LocalS3 } from './s3.ts';
 import { FW199_SANDBOX_CREDENTIALS, startFw199Sandbox, type Fw199Sandbox } from './sandboxes/fw199.ts';
 import {
@@ -15,12 +16,13 @@ import {
 import { startWdtSandbox, WDT_SANDBOX_CREDENTIALS, type WdtSandbox } from './sandboxes/wdt.ts';
 
 /**
- * Local mode: the API on 127.0.0.1 through the very handlers Lambda runs, with built-in provider sandboxes and an
- * embedded S3. Settings are handed to the handlers as environment variables, as the stack does on AWS, so they
+ * Local mode: the API on 127.0.0.1 through the very handlers Lambda runs, with built-in provider sandboxes, an
+ * embedded S3 and an embedded DynamoDB. Settings are handed to the handlers as environment variables, as the stack does on AWS, so they
  * must be in place before the handler modules are imported (each reads its configuration once, at import).
  */
 
 export const LOCAL_BUCKET = 'einvoice-bridge-local';
+export const LOCAL_JOBS_TABLE = 'einvoice-bridge-local-jobs';
 
 export interface LocalModeOptions {
   port?: number;
@@ -42,6 +44,9 @@ export interface LocalMode {
   /** The embedded S3, unless S3_ENDPOINT pointed elsewhere. */
   s3?: LocalS3;
   bucket: string;
+  /** The embedded DynamoDB holding the jobs table, unless AWS_ENDPOINT_URL_DYNAMODB pointed elsewhere. */
+  dynamo?: LocalDynamo;
+  jobsTable: string;
   close(): Promise<void>;
 }
 
@@ -57,6 +62,10 @@ export async function startLocalMode(options: LocalModeOptions = {}): Promise<Lo
   const jumdata = env.JUMDATA_BASE_URL ? undefined : await startJumdataSandbox(options.jumdata);
   const bucket = env.BUCKET_NAME || LOCAL_BUCKET;
   const s3 = env.S3_ENDPOINT ? undefined : await startLocalS3({ directory: resolve(stateDir, 's3'), buckets: [bucket] });
+  const jobsTable = env.JOBS_TABLE || LOCAL_JOBS_TABLE;
+  const dynamo = env.AWS_ENDPOINT_URL_DYNAMODB
+    ? undefined
+    : await startLocalDynamo({ directory: resolve(stateDir, 'dynamodb'), tables: [jobsTable] });
 
   // Requests are taken only once the handlers are loaded; the port is known first, for the durable links.
   let routes: RequestListener = (_req, res) => res.writeHead(503).end();
@@ -78,6 +87,9 @@ export async function startLocalMode(options: LocalModeOptions = {}): Promise<Lo
     MIRROR_ALLOWED_HOSTS: env.MIRROR_ALLOWED_HOSTS || jumdata?.fileHost || '',
     BUCKET_NAME: bucket,
     S3_ENDPOINT: env.S3_ENDPOINT || s3?.endpoint,
+    JOBS_TABLE: jobsTable,
+    // The AWS SDK's own setting for a DynamoDB endpoint.
+    AWS_ENDPOINT_URL_DYNAMODB: env.AWS_ENDPOINT_URL_DYNAMODB || dynamo?.endpoint,
     PUBLIC_BASE_URL: env.PUBLIC_BASE_URL || url,
     // The embedded S3 accepts only its own fixed keys; a real endpoint uses the caller's AWS credentials.
     ...(s3 ? { AWS_ACCESS_KEY_ID: LOCAL_S3_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: LOCAL_S3_CREDENTIALS.secretAccessKey } : {}),
@@ -101,10 +113,12 @@ export async function startLocalMode(options: LocalModeOptions = {}): Promise<Lo
     sandboxes: { fw199, wdt, jumdata },
     s3,
     bucket,
+    dynamo,
+    jobsTable,
     close: async () => {
       server.closeAllConnections();
       await new Promise((done) => server.close(done));
-      await Promise.all([fw199?.close(), wdt?.close(), jumdata?.close(), s3?.close()]);
+      await Promise.all([fw199?.close(), wdt?.close(), jumdata?.close(), s3?.close(), dynamo?.close()]);
     },
   };
 }

@@ -8,16 +8,11 @@ import type { FileKind, MirroredFile } from './mirror.ts';
  *
  *   invoices/{taxNum}/{invoiceNo}/pdf.pdf | ofd.zip | xml.zip    the files, named by what their bytes are
  *   invoices/{taxNum}/{invoiceNo}/invoice.json                   MirroredInvoice
- *   work/download/{taxNum}/{invoiceNo}.json                      DownloadWork: unfinished, or done for a day
+ * The download's work record (its lease, Jumdata's kept answer) is a job record in the jobs table (work.ts).
  */
 
 export const invoicePrefix = (taxNum: string, invoiceNo: string) => `invoices/${taxNum}/${invoiceNo}`;
 export const invoiceRecordKey = (taxNum: string, invoiceNo: string) => `${invoicePrefix(taxNum, invoiceNo)}/invoice.json`;
-export const workKey = (taxNum: string, invoiceNo: string) => `work/download/${taxNum}/${invoiceNo}.json`;
-
-/** The tag of a finished work record; the bucket's lifecycle rule deletes records carrying it after a day. */
-export const FINISHED_WORK_TAG: Readonly<Record<string, string>> = { 'work-state': 'done' };
-
 export interface MirroredInvoice extends DownloadQuery {
   mirroredAt: string;
   invoice: { voided: boolean; redFlushed: boolean; buyerTaxNum?: string };

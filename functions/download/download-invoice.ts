@@ -18,11 +18,12 @@ import {
   type DownloadQuery,
   type JumdataClient,
 } from '#shared/providers/jumdata';
-import type { JsonStore, Stored } from '#shared/storage';
+import { isLeaseLive, type Held, type JobStore } from '#shared/jobs';
+import type { JsonStore } from '#shared/storage';
 import { parseRequest, taxNumSchema } from '#shared/validation';
 import { invoicePrefix, invoiceRecordKey, readMirroredInvoice, type MirroredInvoice } from './archive.ts';
 import { mirrorInvoiceFiles } from './mirror.ts';
-import { isLeaseLive, WorkStore, type DownloadWork } from './work.ts';
+import { WorkStore, type DownloadWork } from './work.ts';
 
 export function downloadRequestSchema(checkCreditCode: boolean) {
   return z.object({
@@ -50,6 +51,7 @@ export class TimeBudgetExhausted extends Error {
 export interface DownloadDeps {
   jumdata: JumdataClient;
   store: JsonStore;
+  jobs: JobStore;
   s3: S3Client;
   bucket: string;
   policy: FileFetchPolicy;
@@ -75,7 +77,7 @@ const POLL_MS = 200;
  */
 export function downloadInvoice(deps: DownloadDeps) {
   const schema = downloadRequestSchema(deps.checkCreditCode);
-  const work = new WorkStore(deps.store, deps.leaseSeconds);
+  const work = new WorkStore(deps.jobs, deps.leaseSeconds);
 
   return async (input: unknown, deadline: number): Promise<DownloadOutcome> => {
     const query = parseRequest(schema, input);
@@ -106,7 +108,7 @@ export function downloadInvoice(deps: DownloadDeps) {
 
   async function runClaimed(
     query: DownloadQuery,
-    claimed: Stored<DownloadWork>,
+    claimed: Held<DownloadWork>,
     deadline: number,
     { created }: { created: boolean },
   ): Promise<DownloadOutcome> {
@@ -183,7 +185,7 @@ export function downloadInvoice(deps: DownloadDeps) {
   }
 
   /** Keeps the unfinished work for a later run, or marks it failed when trying again cannot help. */
-  async function recordFailure(held: Stored<DownloadWork>, error: unknown) {
+  async function recordFailure(held: Held<DownloadWork>, error: unknown) {
     const { retryable, retryAfterSeconds, dropAnswer } = classify(error);
     const { statusCode, body, headers } =
       error instanceof TimeBudgetExhausted

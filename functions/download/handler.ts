@@ -6,6 +6,7 @@ import { parseAllowedHosts } from '#shared/file-fetch';
 import { batchHandler, httpHandler, lambdaEntry, type HttpReply, type ParsedHttpEvent } from '#shared/middleware';
 import { createJumdataClient } from '#shared/providers/jumdata';
 import { jumdataSecretSchema, linkKeySecretSchema, loadProviderSecret } from '#shared/secrets';
+import { createJobStore } from '#shared/jobs';
 import { createS3Client, JsonStore } from '#shared/storage';
 import { parseRequest, taxNumSchema } from '#shared/validation';
 import { readMirroredInvoice } from './archive.ts';
@@ -31,6 +32,7 @@ const download = downloadInvoice({
     credentials: () => loadProviderSecret('jumdata', jumdataSecretSchema, secretSource(config.JUMDATA_SECRET_ID)),
   }),
   store,
+  jobs: createJobStore(config.JOBS_TABLE),
   s3,
   bucket: config.BUCKET_NAME,
   policy: { allowedHosts: parseAllowedHosts(config.MIRROR_ALLOWED_HOSTS), maxBytes: config.MIRROR_MAX_FILE_BYTES, maxRedirects: 3 },

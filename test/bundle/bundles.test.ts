@@ -12,6 +12,7 @@ import { InvoiceStack } from '../../infra/invoice-stack.ts';
 import { FW199_SANDBOX_CREDENTIALS, FW199_SANDBOX_ORDERS, startFw199Sandbox } from '../../local/sandboxes/fw199.ts';
 import { startWdtSandbox, WDT_SANDBOX_CREDENTIALS, WDT_SANDBOX_INVOICES } from '../../local/sandboxes/wdt.ts';
 import { JUMDATA_SANDBOX_CREDENTIALS, JUMDATA_SANDBOX_INVOICES, startJumdataSandbox } from '../../local/sandboxes/jumdata.ts';
+import { startLocalDynamo } from '../../local/dynamodb.ts';
 import { LOCAL_S3_CREDENTIALS, startLocalS3 } from '../../local/s3.ts';
 import { startFakeSecretsManager } from '../helpers/fake-secrets-manager.ts';
 
@@ -65,6 +66,7 @@ describe.skipIf(!node24)('the bundled functions under Node 24', () => {
   let wdt: Awaited<ReturnType<typeof startWdtSandbox>>;
   let jumdata: Awaited<ReturnType<typeof startJumdataSandbox>>;
   let s3: Awaited<ReturnType<typeof startLocalS3>>;
+  let dynamo: Awaited<ReturnType<typeof startLocalDynamo>>;
   let secretsManager: Awaited<ReturnType<typeof startFakeSecretsManager>>;
 
   beforeAll(async () => {
@@ -72,6 +74,7 @@ describe.skipIf(!node24)('the bundled functions under Node 24', () => {
     wdt = await startWdtSandbox();
     jumdata = await startJumdataSandbox();
     s3 = await startLocalS3({ directory: await mkdtemp(join(tmpdir(), 's3-')), buckets: ['archive'] });
+    dynamo = await startLocalDynamo({ tables: ['jobs'] });
     secretsManager = await startFakeSecretsManager({
       [secretArns.fw199]: JSON.stringify(FW199_SANDBOX_CREDENTIALS),
       [secretArns.wdt]: JSON.stringify(WDT_SANDBOX_CREDENTIALS),
@@ -80,7 +83,7 @@ describe.skipIf(!node24)('the bundled functions under Node 24', () => {
     });
   });
   afterAll(async () => {
-    await Promise.all([fw199?.close(), wdt?.close(), jumdata?.close(), s3?.close(), secretsManager?.close()]);
+    await Promise.all([fw199?.close(), wdt?.close(), jumdata?.close(), s3?.close(), dynamo?.close(), secretsManager?.close()]);
   });
 
   /** Runs one bundle in a fresh Node 24 process, as one Lambda instance, with each event in turn. */
@@ -98,6 +101,7 @@ describe.skipIf(!node24)('the bundled functions under Node 24', () => {
       JUMDATA_BASE_URL: jumdata.url,
       LINK_KEY_SECRET_ID: secretArns.linkKey,
       BUCKET_NAME: 'archive',
+      JOBS_TABLE: 'jobs',
       PUBLIC_BASE_URL: 'https://api.example.com/',
       // Only here: the sandbox's file host is on 127.0.0.1, and S3 is the local server.
       MIRROR_ALLOWED_HOSTS: jumdata.fileHost,
@@ -109,6 +113,7 @@ describe.skipIf(!node24)('the bundled functions under Node 24', () => {
       AWS_LAMBDA_FUNCTION_NAME: name,
       AWS_LAMBDA_FUNCTION_MEMORY_SIZE: bundle.memorySize,
       AWS_ENDPOINT_URL_SECRETS_MANAGER: secretsManager.url,
+      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
     };
     const { stdout } = await promisify(execFile)(
       node24!,

@@ -205,20 +205,6 @@ describe('the archive bucket', () => {
       expect.objectContaining({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }, Status: 'Enabled' }),
     );
   });
-
-  it('deletes finished work records a day after they are tagged done, and never an unfinished one', () => {
-    const rules = archive().bucket.Properties.LifecycleConfiguration.Rules as Array<Record<string, unknown>>;
-    const expiring = rules.filter((rule) => rule.ExpirationInDays !== undefined);
-    expect(expiring).toEqual([
-      {
-        Id: 'expire-finished-work-records',
-        Prefix: 'work/',
-        TagFilters: [{ Key: 'work-state', Value: 'done' }],
-        ExpirationInDays: 1,
-        Status: 'Enabled',
-      },
-    ]);
-  });
 });
 
 describe('the download function', () => {
@@ -270,16 +256,10 @@ describe('the download function', () => {
     expect(s3Statements).toEqual([
       { Action: 's3:ListBucket', Effect: 'Allow', Resource: { 'Fn::GetAtt': [archiveId(), 'Arn'] } },
       {
-        Action: ['s3:GetObject', 's3:PutObject'],
-        Effect: 'Allow',
-        Resource: [prefixArn('invoices/'), prefixArn('work/download/')],
-      },
-      {
-        Action: ['s3:DeleteObject', 's3:DeleteObjectVersion', 's3:AbortMultipartUpload'],
+        Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:DeleteObjectVersion', 's3:AbortMultipartUpload'],
         Effect: 'Allow',
         Resource: prefixArn('invoices/'),
       },
-      { Action: 's3:PutObjectTagging', Effect: 'Allow', Resource: prefixArn('work/download/') },
     ]);
   });
 
@@ -294,5 +274,49 @@ describe('the download function', () => {
       PasswordLength: 64,
       SecretStringTemplate: '{}',
     });
+  });
+});
+
+describe('the jobs table', () => {
+  const table = () => {
+    const tables = Object.entries(template.findResources('AWS::DynamoDB::GlobalTable'));
+    expect(tables).toHaveLength(1);
+    const [logicalId, resource] = tables[0]!;
+    return { logicalId, resource, properties: resource.Properties };
+  };
+  const tableArn = () => ({ 'Fn::GetAtt': [table().logicalId, 'Arn'] });
+  const indexArn = () => ({ 'Fn::Join': ['', [tableArn(), '/index/byQueue']] });
+
+  it('is keyed by job, indexed by queue and due time, expires done records, and outlives the stack', () => {
+    const { resource, properties } = table();
+    expect(resource.DeletionPolicy).toBe('Retain');
+    expect(properties.KeySchema).toEqual([{ AttributeName: 'pk', KeyType: 'HASH' }]);
+    expect(properties.GlobalSecondaryIndexes).toEqual([
+      expect.objectContaining({
+        IndexName: 'byQueue',
+        KeySchema: [
+          { AttributeName: 'queue', KeyType: 'HASH' },
+          { AttributeName: 'dueAt', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      }),
+    ]);
+    expect(properties.TimeToLiveSpecification).toEqual({ AttributeName: 'expiresAt', Enabled: true });
+    expect(properties.BillingMode).toBe('PAY_PER_REQUEST');
+    expect(properties.SSESpecification).toEqual({ SSEEnabled: true, SSEType: 'KMS' });
+    expect(properties.Replicas[0].PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
+  });
+
+  it('lets the download function read and write only its own jobs', () => {
+    const statements = statementsOf('download').filter((s) => JSON.stringify(s.Action).includes('dynamodb:'));
+    expect(statements).toEqual([
+      {
+        Action: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'],
+        Effect: 'Allow',
+        Resource: [tableArn(), indexArn()],
+        Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['download#*'] } },
+      },
+    ]);
+    expect(functionNamed('download').properties.Environment.Variables.JOBS_TABLE).toEqual({ Ref: table().logicalId });
   });
 });

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { DeleteObjectCommand, GetObjectCommand, GetObjectTaggingCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { lambdaContext } from '../../local/api-gateway.ts';
 import { LOCAL_S3_CREDENTIALS } from '../../local/s3.ts';
@@ -49,8 +51,16 @@ async function objectBytes(key: string): Promise<{ bytes: Buffer; contentType?: 
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 const invoiceFolder = (invoiceNo: string) => `invoices/${taxNum}/${invoiceNo}/`;
-const workRecord = async (invoiceNo: string) =>
-  JSON.parse((await objectBytes(`work/download/${taxNum}/${invoiceNo}.json`)).bytes.toString());
+/** The download's job record as stored in the embedded DynamoDB's jobs table, read with the SDK. */
+async function workRecord(invoiceNo: string): Promise<Record<string, any>> {
+  const documents = DynamoDBDocumentClient.from(
+    new DynamoDBClient({ endpoint: state.local.dynamo!.endpoint, region: 'cn-north-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }),
+  );
+  const { Item } = await documents.send(
+    new GetCommand({ TableName: state.local.jobsTable, Key: { pk: `download#${taxNum}/${invoiceNo}` }, ConsistentRead: true }),
+  );
+  return Item!;
+}
 
 describe('POST /download: a successful mirror', () => {
   it('asks Jumdata once, signed, and stores the three files and then invoice.json in S3', async () => {
@@ -89,12 +99,12 @@ describe('POST /download: a successful mirror', () => {
       jumdata: { charged: true, taskNo: expect.any(String) },
       files: { pdf: { key: `${invoiceFolder(INVOICES.success)}pdf.pdf`, sha256: answer.body.files.pdf.sha256 } },
     });
-    // Assess: the work record is kept, marked done and tagged for the lifecycle rule that deletes it a day later
-    expect(await workRecord(INVOICES.success)).toMatchObject({ state: 'done', attempts: 1, jumdata: { charged: true } });
-    const tags = await s3.send(
-      new GetObjectTaggingCommand({ Bucket: state.local.bucket, Key: `work/download/${taxNum}/${INVOICES.success}.json` }),
-    );
-    expect(tags.TagSet).toEqual([{ Key: 'work-state', Value: 'done' }]);
+    // Assess: the job record is kept, done, out of the queues, and set to expire (TTL) a day later
+    const job = await workRecord(INVOICES.success);
+    expect(job).toMatchObject({ state: 'done', attempts: 1, jumdata: { charged: true } });
+    expect(job).not.toHaveProperty('queue');
+    expect(Number(job.expiresAt) - Date.now() / 1000).toBeGreaterThan(23 * 3600);
+    expect(Number(job.expiresAt) - Date.now() / 1000).toBeLessThanOrEqual(24 * 3600);
   });
 
   it('hands out presigned URLs of 15 minutes or less that open the stored files', async () => {

@@ -1,0 +1,181 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import type { ErrorBody } from '#shared/errors';
+
+/**
+ * The durable record of every job that is running or did not finish: a download that ran out of time or met a
+ * temporary answer, a re-push or ERP update that met a network failure, a timeout or a rate limit, and the ones
+ * that failed for good. One DynamoDB table for the three functions (why DynamoDB and not the bucket: the sweeps ask
+ * "which jobs are due now?", which a sorted index answers in one query, and the records change often and
+ * conditionally; see README "Unfinished work").
+ *
+ * A record is also a lease: it is created only if absent and replaced only at the version that was read, so of
+ * any number of concurrent writers exactly one wins.
+ *
+ * Item layout (table `pk`, index `byQueue` on `queue` + `dueAt`):
+ *   pk       `{function}#{key}`
+ *   queue    `{function}#open` while running or pending (dueAt: when the lease lapses / the next attempt is due)
+ *            `{function}#failed` when failed (dueAt: when it failed); absent once done
+ *   expiresAt  epoch seconds: done records are deleted by the table's TTL a day after they finish
+ */
+
+/** The index of open and failed jobs by function and due time. */
+export const JOBS_INDEX = 'byQueue';
+
+export type JobFunction = 'retry' | 'erp-update' | 'download';
+export const JOB_FUNCTIONS: readonly JobFunction[] = ['retry', 'erp-update', 'download'];
+
+/** running: someone holds the lease · pending: to be tried again at nextAttemptAt · failed: will not succeed as it is · done. */
+export type JobState = 'running' | 'pending' | 'failed' | 'done';
+
+export interface JobRecord {
+  fn: JobFunction;
+  /** The job's identity within its function, e.g. `{taxNum}/{invoiceNo}`. */
+  key: string;
+  /** The request as the HTTP API takes it. */
+  request: unknown;
+  state: JobState;
+  attempts: number;
+  /** While running: when the lease lapses and another invocation may take over. */
+  leaseUntil?: string;
+  /** The answer the last attempt gave (status, error body, Retry-After). */
+  lastError?: ErrorBody['error'] & { statusCode: number; retryAfter?: string };
+  nextAttemptAt?: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface Held<T> {
+  value: T;
+  version: number;
+}
+
+/** Another writer got there first: the record exists (create) or has changed (replace). */
+export class JobConflictError extends Error {
+  constructor(pk: string) {
+    super(`job ${pk} was changed by another writer`);
+    this.name = 'JobConflictError';
+  }
+}
+
+/** How long a done record is kept: long enough that no late claimant of the same job can create it anew. */
+const DONE_RECORD_SECONDS = 24 * 3600;
+
+export type JobQueue = 'open' | 'failed';
+
+export interface JobPage<T> {
+  jobs: Array<Held<T>>;
+  /** Pass back to get the next page; absent on the last one. */
+  cursor?: string;
+}
+
+export class JobStore {
+  private readonly documents: DynamoDBDocumentClient;
+
+  constructor(
+    client: DynamoDBClient,
+    readonly tableName: string,
+  ) {
+    this.documents = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+  }
+
+  async get<T extends JobRecord>(fn: JobFunction, key: string): Promise<Held<T> | undefined> {
+    const { Item } = await this.documents.send(
+      new GetCommand({ TableName: this.tableName, Key: { pk: pkOf(fn, key) }, ConsistentRead: true }),
+    );
+    return Item ? fromItem<T>(Item) : undefined;
+  }
+
+  /** Writes `record` if no record of the job exists; undefined if one does. */
+  async create<T extends JobRecord>(record: T): Promise<Held<T> | undefined> {
+    try {
+      return await this.write(record, 1, 'attribute_not_exists(pk)');
+    } catch (error) {
+      if (error instanceof JobConflictError) return undefined;
+      throw error;
+    }
+  }
+
+  /** Replaces the record read as `held`; throws JobConflictError if it changed since. */
+  replace<T extends JobRecord>(held: Held<T>, record: T): Promise<Held<T>> {
+    return this.write(record, held.version + 1, '#version = :held', { ':held': held.version });
+  }
+
+  /** Jobs of one function in a queue, by dueAt; `dueBy` keeps those due by then (the sweep's question). */
+  async list<T extends JobRecord>(
+    fn: JobFunction,
+    queue: JobQueue,
+    options: { dueBy?: Date; limit: number; cursor?: string },
+  ): Promise<JobPage<T>> {
+    const due = options.dueBy ? ' AND dueAt <= :dueBy' : '';
+    const { Items = [], LastEvaluatedKey } = await this.documents.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        IndexName: JOBS_INDEX,
+        KeyConditionExpression: `#queue = :queue${due}`,
+        ExpressionAttributeNames: { '#queue': 'queue' },
+        ExpressionAttributeValues: { ':queue': `${fn}#${queue}`, ...(options.dueBy ? { ':dueBy': options.dueBy.toISOString() } : {}) },
+        Limit: options.limit,
+        ExclusiveStartKey: options.cursor ? (JSON.parse(Buffer.from(options.cursor, 'base64url').toString()) as Record<string, unknown>) : undefined,
+      }),
+    );
+    return {
+      jobs: Items.map((item) => fromItem<T>(item)),
+      cursor: LastEvaluatedKey ? Buffer.from(JSON.stringify(LastEvaluatedKey)).toString('base64url') : undefined,
+    };
+  }
+
+  private async write<T extends JobRecord>(
+    record: T,
+    version: number,
+    condition: string,
+    values: Record<string, unknown> = {},
+  ): Promise<Held<T>> {
+    const pk = pkOf(record.fn, record.key);
+    try {
+      await this.documents.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { ...record, pk, version, ...indexAttributes(record) },
+          ConditionExpression: condition,
+          ExpressionAttributeNames: condition.includes('#version') ? { '#version': 'version' } : undefined,
+          ExpressionAttributeValues: Object.keys(values).length > 0 ? values : undefined,
+        }),
+      );
+      return { value: record, version };
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) throw new JobConflictError(pk);
+      throw error;
+    }
+  }
+}
+
+const pkOf = (fn: JobFunction, key: string) => `${fn}#${key}`;
+
+/** Where a record sits in the byQueue index, and when a done one expires. */
+function indexAttributes(record: JobRecord): Record<string, string | number | undefined> {
+  switch (record.state) {
+    case 'running':
+      return { queue: `${record.fn}#open`, dueAt: record.leaseUntil ?? record.updatedAt };
+    case 'pending':
+      return { queue: `${record.fn}#open`, dueAt: record.nextAttemptAt ?? record.updatedAt };
+    case 'failed':
+      return { queue: `${record.fn}#failed`, dueAt: record.updatedAt };
+    case 'done':
+      return { expiresAt: Math.floor(Date.parse(record.updatedAt) / 1000) + DONE_RECORD_SECONDS };
+  }
+}
+
+function fromItem<T extends JobRecord>(item: Record<string, unknown>): Held<T> {
+  const { pk: _pk, version, queue: _queue, dueAt: _dueAt, expiresAt: _expiresAt, ...record } = item;
+  return { value: record as unknown as T, version: version as number };
+}
+
+export function createJobStore(tableName: string): JobStore {
+  // Local mode points the SDK at its embedded DynamoDB with AWS_ENDPOINT_URL_DYNAMODB.
+  return new JobStore(new DynamoDBClient({}), tableName);
+}
+
+export const isLeaseLive = (job: JobRecord, now = Date.now()) =>
+  job.state === 'running' && job.leaseUntil !== undefined && Date.parse(job.leaseUntil) > now;
