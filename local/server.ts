@@ -3,17 +3,19 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
-import { apiGateway, type LambdaHandler } from './api-gateway.ts';
+import type { JobFunction } from '#shared/jobs';
+import type { SweepReport } from '#shared/sweep';
+import { apiGateway, lambdaContext, type LambdaHandler } from './api-gateway.ts';
 import { startLocalDynamo, type LocalDynamo } from './dynamodb.ts';
 import { startLocalS3, LOCAL_S3_CREDENTIALS, type LocalS3 } from './s3.ts';
-import { FW199_SANDBOX_CREDENTIALS, startFw199Sandbox, type Fw199Sandbox } from './sandboxes/fw199.ts';
+import { FW199_SANDBOX_CREDENTIALS, startFw199Sandbox, type Fw199Sandbox, type Fw199SandboxOptions } from './sandboxes/fw199.ts';
 import {
   JUMDATA_SANDBOX_CREDENTIALS,
   startJumdataSandbox,
   type JumdataSandbox,
   type JumdataSandboxOptions,
 } from './sandboxes/jumdata.ts';
-import { startWdtSandbox, WDT_SANDBOX_CREDENTIALS, type WdtSandbox } from './sandboxes/wdt.ts';
+import { startWdtSandbox, WDT_SANDBOX_CREDENTIALS, type WdtSandbox, type WdtSandboxOptions } from './sandboxes/wdt.ts';
 
 /**
  * Local mode: the API on 127.0.0.1 through the very handlers Lambda runs, with built-in provider sandboxes, an
@@ -24,6 +26,9 @@ import { startWdtSandbox, WDT_SANDBOX_CREDENTIALS, type WdtSandbox } from './san
 export const LOCAL_BUCKET = 'einvoice-bridge-local';
 export const LOCAL_JOBS_TABLE = 'einvoice-bridge-local-jobs';
 
+/** The functions' timeout on AWS: what a scheduled invocation's context reports. */
+const SCHEDULED_BUDGET_MS = 25_000;
+
 export interface LocalModeOptions {
   port?: number;
   /** Environment to read overrides from (FW199_BASE_URL, S3_ENDPOINT, ...); defaults to process.env. */
@@ -33,8 +38,15 @@ export interface LocalModeOptions {
   /** How long the fw199 and WDT sandboxes' "slow" cases wait before answering (tests shorten it). */
   slowAnswerMs?: number;
   jumdata?: JumdataSandboxOptions;
+  fw199?: Pick<Fw199SandboxOptions, 'port'>;
+  wdt?: Pick<WdtSandboxOptions, 'callsPerMinute'>;
   /** The time a request's Lambda context reports (API Gateway's 29 s; tests shorten it). */
   requestBudgetMs?: number;
+  /**
+   * How often each function's sweep runs, as the stack's schedules run them on AWS (LOCAL_SWEEP_SECONDS; default
+   * 60; 0 runs none, tests call `sweep` themselves).
+   */
+  sweepEverySeconds?: number;
 }
 
 export interface LocalMode {
@@ -47,6 +59,10 @@ export interface LocalMode {
   /** The embedded DynamoDB holding the jobs table, unless AWS_ENDPOINT_URL_DYNAMODB pointed elsewhere. */
   dynamo?: LocalDynamo;
   jobsTable: string;
+  /** Runs one function's sweep now, as its schedule would, with `budgetMs` as the invocation's time. */
+  sweep(fn: JobFunction, budgetMs?: number): Promise<SweepReport>;
+  /** Invokes a function with any event (a scheduled batch), as EventBridge Scheduler would. */
+  invoke(fn: JobFunction, event: unknown, budgetMs?: number): Promise<unknown>;
   close(): Promise<void>;
 }
 
@@ -57,8 +73,8 @@ export async function startLocalMode(options: LocalModeOptions = {}): Promise<Lo
 
   const { slowAnswerMs } = options;
   // An override left empty counts as not set.
-  const fw199 = env.FW199_BASE_URL ? undefined : await startFw199Sandbox({ slowAnswerMs });
-  const wdt = env.WDT_BASE_URL ? undefined : await startWdtSandbox({ slowAnswerMs });
+  const fw199 = env.FW199_BASE_URL ? undefined : await startFw199Sandbox({ slowAnswerMs, ...options.fw199 });
+  const wdt = env.WDT_BASE_URL ? undefined : await startWdtSandbox({ slowAnswerMs, ...options.wdt });
   const jumdata = env.JUMDATA_BASE_URL ? undefined : await startJumdataSandbox(options.jumdata);
   const bucket = env.BUCKET_NAME || LOCAL_BUCKET;
   const s3 = env.S3_ENDPOINT ? undefined : await startLocalS3({ directory: resolve(stateDir, 's3'), buckets: [bucket] });
@@ -98,15 +114,38 @@ export async function startLocalMode(options: LocalModeOptions = {}): Promise<Lo
   const handlerOf = async (name: string) =>
     (await import(`../functions/${name}/handler.ts`)).handler as LambdaHandler;
   const [retry, erpUpdate, download] = await Promise.all(['retry', 'erp-update', 'download'].map(handlerOf));
+  const handlers: Record<JobFunction, LambdaHandler> = { retry: retry!, 'erp-update': erpUpdate!, download: download! };
   routes = apiGateway(
     [
       { method: 'POST', path: '/retry', functionName: 'retry', handler: retry! },
       { method: 'POST', path: '/erp-update', functionName: 'erp-update', handler: erpUpdate! },
       { method: 'POST', path: '/download', functionName: 'download', handler: download! },
       { method: 'GET', path: '/files/{taxNum}/{invoiceNo}/{kind}', functionName: 'download', handler: download! },
+      { method: 'GET', path: '/jobs', functionName: 'download', handler: download! },
     ],
     options.requestBudgetMs,
   );
+
+  const invoke = (fn: JobFunction, event: unknown, budgetMs = SCHEDULED_BUDGET_MS) =>
+    handlers[fn](event as never, lambdaContext(fn, budgetMs));
+  const sweep = (fn: JobFunction, budgetMs?: number) =>
+    invoke(fn, { action: 'sweep', scheduledTime: new Date().toISOString() }, budgetMs) as Promise<SweepReport>;
+  // The stack's schedules, played here: each function's sweep on a timer, never two of one function at once.
+  const sweepEverySeconds = options.sweepEverySeconds ?? Number(env.LOCAL_SWEEP_SECONDS ?? 60);
+  const sweeping = new Set<JobFunction>();
+  const timer =
+    sweepEverySeconds > 0
+      ? setInterval(() => {
+          for (const fn of Object.keys(handlers) as JobFunction[]) {
+            if (sweeping.has(fn)) continue;
+            sweeping.add(fn);
+            sweep(fn)
+              .catch((error: unknown) => console.error(`local sweep of ${fn} failed`, error))
+              .finally(() => sweeping.delete(fn));
+          }
+        }, sweepEverySeconds * 1000)
+      : undefined;
+  timer?.unref();
 
   return {
     url,
@@ -115,7 +154,10 @@ export async function startLocalMode(options: LocalModeOptions = {}): Promise<Lo
     bucket,
     dynamo,
     jobsTable,
+    sweep,
+    invoke,
     close: async () => {
+      clearInterval(timer);
       server.closeAllConnections();
       await new Promise((done) => server.close(done));
       await Promise.all([fw199?.close(), wdt?.close(), jumdata?.close(), s3?.close(), dynamo?.close()]);

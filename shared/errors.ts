@@ -113,6 +113,28 @@ export class ForbiddenError extends Error {
   }
 }
 
+/** Our own cap on re-pushes of one order per day was reached; Nuonuo's is close behind. */
+export class DailyLimitReachedError extends Error {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+    this.name = 'DailyLimitReachedError';
+  }
+}
+
+/** Another request or sweep is working on the same job right now. */
+export class JobInProgressError extends Error {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+    this.name = 'JobInProgressError';
+  }
+}
+
 /** The deployment is missing something (a secret's value, a setting); the message says what, never a value. */
 export class ConfigurationError extends Error {
   constructor(message: string) {
@@ -165,6 +187,12 @@ export function toErrorResponse(error: unknown): ErrorResponse {
   }
   if (error instanceof UpstreamTimeoutError) {
     return reply(504, 'UPSTREAM_TIMEOUT', error.message);
+  }
+  if (error instanceof DailyLimitReachedError) {
+    return { ...reply(429, 'DAILY_LIMIT_REACHED', error.message), headers: { 'retry-after': String(error.retryAfterSeconds) } };
+  }
+  if (error instanceof JobInProgressError) {
+    return { ...reply(409, 'JOB_IN_PROGRESS', error.message), headers: { 'retry-after': String(error.retryAfterSeconds) } };
   }
   if (error instanceof ForbiddenError) {
     return reply(403, 'FORBIDDEN', error.message);

@@ -1,5 +1,5 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import type { ErrorBody } from '#shared/errors';
 
@@ -18,6 +18,9 @@ import type { ErrorBody } from '#shared/errors';
  *   queue    `{function}#open` while running or pending (dueAt: when the lease lapses / the next attempt is due)
  *            `{function}#failed` when failed (dueAt: when it failed); absent once done
  *   expiresAt  epoch seconds: done records are deleted by the table's TTL a day after they finish
+ * Two other kinds of item share the table, under the same function prefix (so one IAM condition covers them):
+ *   `{function}#count#{name}`  a counter with a ceiling (retry's re-pushes per order per day), expiring by TTL
+ *   `{function}#lock#{name}`   a short lock (one sweep of a function at a time)
  */
 
 /** The index of open and failed jobs by function and due time. */
@@ -42,6 +45,10 @@ export interface JobRecord {
   /** The answer the last attempt gave (status, error body, Retry-After). */
   lastError?: ErrorBody['error'] & { statusCode: number; retryAfter?: string };
   nextAttemptAt?: string;
+  /** The scheduled run (its scheduled time) that last finished this job: the same run retried by AWS replays it. */
+  lastRunId?: string;
+  /** The answer of the attempt that finished the job (done), as the API gave it. */
+  result?: { statusCode: number; body: unknown };
   createdAt: string;
   updatedAt: string;
 }
@@ -126,6 +133,66 @@ export class JobStore {
     };
   }
 
+  /**
+   * Adds one to the counter `name` unless it reached `ceiling`; true if it was added. The counter is deleted by
+   * TTL at `expiresAt`. One conditional update: concurrent callers can never go past the ceiling together.
+   */
+  async countUpTo(fn: JobFunction, name: string, ceiling: number, expiresAt: Date): Promise<boolean> {
+    try {
+      await this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: `${fn}#count#${name}` },
+          UpdateExpression: 'ADD #count :one SET expiresAt = :expiresAt',
+          ConditionExpression: 'attribute_not_exists(#count) OR #count < :ceiling',
+          ExpressionAttributeNames: { '#count': 'count' },
+          ExpressionAttributeValues: { ':one': 1, ':ceiling': ceiling, ':expiresAt': Math.floor(expiresAt.getTime() / 1000) },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  /** Takes the lock `name` for `seconds` unless someone else holds it; true if taken. */
+  async lock(fn: JobFunction, name: string, owner: string, seconds: number): Promise<boolean> {
+    const now = Date.now();
+    try {
+      await this.documents.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { pk: `${fn}#lock#${name}`, owner, lockedUntil: now + seconds * 1000, expiresAt: Math.floor(now / 1000) + seconds + 86_400 },
+          ConditionExpression: 'attribute_not_exists(pk) OR lockedUntil < :now OR #owner = :owner',
+          ExpressionAttributeNames: { '#owner': 'owner' },
+          ExpressionAttributeValues: { ':now': now, ':owner': owner },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  /** Gives the lock back early, if it is still ours. */
+  async unlock(fn: JobFunction, name: string, owner: string): Promise<void> {
+    try {
+      await this.documents.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { pk: `${fn}#lock#${name}`, owner, lockedUntil: 0, expiresAt: Math.floor(Date.now() / 1000) + 86_400 },
+          ConditionExpression: '#owner = :owner',
+          ExpressionAttributeNames: { '#owner': 'owner' },
+          ExpressionAttributeValues: { ':owner': owner },
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+  }
+
   private async write<T extends JobRecord>(
     record: T,
     version: number,
@@ -137,7 +204,7 @@ export class JobStore {
       await this.documents.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: { ...record, pk, version, ...indexAttributes(record) },
+          Item: itemOf(record, version),
           ConditionExpression: condition,
           ExpressionAttributeNames: condition.includes('#version') ? { '#version': 'version' } : undefined,
           ExpressionAttributeValues: Object.keys(values).length > 0 ? values : undefined,
@@ -152,6 +219,11 @@ export class JobStore {
 }
 
 const pkOf = (fn: JobFunction, key: string) => `${fn}#${key}`;
+
+/** The table item of a record at a version: the record, its key, and where it sits in the byQueue index. */
+export function itemOf(record: JobRecord, version: number): Record<string, unknown> {
+  return { ...record, pk: pkOf(record.fn, record.key), version, ...indexAttributes(record) };
+}
 
 /** Where a record sits in the byQueue index, and when a done one expires. */
 function indexAttributes(record: JobRecord): Record<string, string | number | undefined> {

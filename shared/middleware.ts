@@ -114,14 +114,15 @@ export interface BatchReport {
 /** Time kept in hand when a batch stops starting new jobs, so the report is still returned. */
 const BATCH_SAFETY_MARGIN_MS = 3_000;
 
-const batchEventSchema = z.object({ jobs: z.array(z.unknown()).max(1_000) });
+/** `scheduledTime` is EventBridge Scheduler's <aws.scheduler.scheduled-time>: the same for every retry of a run. */
+const batchEventSchema = z.object({ jobs: z.array(z.unknown()).max(1_000), scheduledTime: z.string().min(1).optional() });
 
 /**
  * A scheduled batch `{"jobs": [...]}` whose jobs have the same bodies as the HTTP API. Jobs run one after another
  * (providers limit call rates) and each gets its own report; a bad job never stops the others. The invocation
  * itself does not fail for a failed job: AWS would retry the whole batch and push the good jobs again.
  */
-export function batchHandler(handleJob: (job: unknown, context: Context) => Promise<HttpReply>) {
+export function batchHandler(handleJob: (job: unknown, context: Context, runId?: string) => Promise<HttpReply>) {
   return middy<unknown, BatchReport>()
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .handler(async (event, context) => {
@@ -130,11 +131,13 @@ export function batchHandler(handleJob: (job: unknown, context: Context) => Prom
         logger.error('scheduled event is not {"jobs": [...]}; nothing was done');
         return { received: 0, succeeded: 0, failed: 0, skipped: 0, results: [] };
       }
-      const { jobs } = parsed.data;
+      const { jobs, scheduledTime } = parsed.data;
       const results: JobReport[] = [];
       for (const [index, job] of jobs.entries()) {
         if (context.getRemainingTimeInMillis() < BATCH_SAFETY_MARGIN_MS) break;
-        results.push({ index, ...(await runJob(() => handleJob(job, context))) });
+        // A job is identified within its run by its place in the batch.
+        const runId = scheduledTime === undefined ? undefined : `${scheduledTime}#${index}`;
+        results.push({ index, ...(await runJob(() => handleJob(job, context, runId))) });
       }
       const succeeded = results.filter((r) => r.statusCode < 400).length;
       const report = {
@@ -162,13 +165,27 @@ async function runJob(handleJob: () => Promise<HttpReply>) {
   }
 }
 
+/** A scheduled sweep of the function's unfinished jobs: `{"action": "sweep"}`. */
+export function sweepHandler<R>(runSweep: (context: Context) => Promise<R>) {
+  return middy<unknown, R>()
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .handler(async (_event, context) => runSweep(context));
+}
+
 type HttpEntry = ReturnType<typeof httpHandler>;
 type BatchEntry = ReturnType<typeof batchHandler>;
+type SweepEntry = (event: unknown, context: Context) => Promise<unknown>;
 
-/** The Lambda entry point: API Gateway requests go to the HTTP stack, anything else is a scheduled batch. */
-export function lambdaEntry(http: HttpEntry, batch: BatchEntry) {
-  return async (event: unknown, context: Context) =>
-    isHttpEvent(event) ? http(event, context) : batch(event, context);
+/**
+ * The Lambda entry point: API Gateway requests go to the HTTP stack, `{"action": "sweep"}` to the sweep, anything
+ * else is a scheduled batch.
+ */
+export function lambdaEntry(http: HttpEntry, batch: BatchEntry, sweep: SweepEntry) {
+  return async (event: unknown, context: Context) => {
+    if (isHttpEvent(event)) return http(event, context);
+    if ((event as { action?: unknown } | null)?.action === 'sweep') return sweep(event, context);
+    return batch(event, context);
+  };
 }
 
 function isHttpEvent(event: unknown): event is APIGatewayProxyEventV2 {

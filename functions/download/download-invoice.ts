@@ -19,6 +19,7 @@ import {
   type JumdataClient,
 } from '#shared/providers/jumdata';
 import { isLeaseLive, type Held, type JobStore } from '#shared/jobs';
+import { backoffSeconds, type RetryPolicy } from '#shared/retry-policy';
 import type { JsonStore } from '#shared/storage';
 import { parseRequest, taxNumSchema } from '#shared/validation';
 import { invoicePrefix, invoiceRecordKey, readMirroredInvoice, type MirroredInvoice } from './archive.ts';
@@ -59,7 +60,26 @@ export interface DownloadDeps {
   /** The longest a Jumdata call may take: no call is started with less time than this left. */
   jumdataTimeoutMs: number;
   leaseSeconds: number;
+  /** Backoff and attempt limit of unfinished downloads. */
+  retryPolicy: RetryPolicy;
   checkCreditCode: boolean;
+}
+
+export interface DownloadOptions {
+  /**
+   * A scheduled sweep's run: it does not wait for another invocation at work on the invoice, and it never pays
+   * Jumdata again for links that expired before the files were stored: that job is recorded as failed
+   * (LINKS_EXPIRED) for a person to decide. An API request, asked for explicitly, does ask Jumdata again.
+   */
+  sweep?: boolean;
+}
+
+/** The links Jumdata was paid for died before the files were stored, and a sweep does not pay again by itself. */
+export class LinksExpiredError extends UpstreamRejectedError {
+  constructor(message: string) {
+    super('jumdata', 'LINKS_EXPIRED', message, `${message}; ask POST /download again to buy new links`);
+    this.name = 'LinksExpiredError';
+  }
 }
 
 /** How often a request that waits for another invocation's download looks again. */
@@ -79,7 +99,7 @@ export function downloadInvoice(deps: DownloadDeps) {
   const schema = downloadRequestSchema(deps.checkCreditCode);
   const work = new WorkStore(deps.jobs, deps.leaseSeconds);
 
-  return async (input: unknown, deadline: number): Promise<DownloadOutcome> => {
+  return async (input: unknown, deadline: number, options: DownloadOptions = {}): Promise<DownloadOutcome> => {
     const query = parseRequest(schema, input);
     let sawAnotherRunning = false;
     for (;;) {
@@ -87,16 +107,23 @@ export function downloadInvoice(deps: DownloadDeps) {
         readMirroredInvoice(deps.store, query.taxNum, query.invoiceNo),
         work.read(query),
       ]);
-      if (mirrored) return { kind: 'mirrored', fromCache: true, invoice: mirrored };
+      if (mirrored) {
+        // A job left pending whose files another request stored meanwhile: the sweep closes it.
+        if (options.sweep && current && current.value.state !== 'done' && !isLeaseLive(current.value)) {
+          await work.finish(current).catch((error: unknown) => logger.warn('mirrored job not marked done', { error }));
+        }
+        return { kind: 'mirrored', fromCache: true, invoice: mirrored };
+      }
 
       if (current && isLeaseLive(current.value)) {
+        if (options.sweep) return pendingOutcome(query, 'another invocation is downloading this invoice');
         sawAnotherRunning = true;
       } else if (current && sawAnotherRunning && current.value.state !== 'done') {
         // The invocation we waited for stopped without the files: its outcome is ours too.
         return outcomeOf(query, current.value);
       } else {
         const claimed = await work.claim(query, current);
-        if (claimed) return runClaimed(query, claimed, deadline, { created: !current });
+        if (claimed) return runClaimed(query, claimed, deadline, { created: !current, sweep: options.sweep === true });
         // Another claimant won the race: wait for its outcome rather than claim after it.
         sawAnotherRunning = true;
         continue;
@@ -110,7 +137,7 @@ export function downloadInvoice(deps: DownloadDeps) {
     query: DownloadQuery,
     claimed: Held<DownloadWork>,
     deadline: number,
-    { created }: { created: boolean },
+    { created, sweep }: { created: boolean; sweep: boolean },
   ): Promise<DownloadOutcome> {
     let held = claimed;
     const budget = new AbortController();
@@ -126,6 +153,7 @@ export function downloadInvoice(deps: DownloadDeps) {
         return { kind: 'mirrored', fromCache: true, invoice: mirrored };
       }
       if (!hasUsableAnswer(held.value)) {
+        if (sweep && held.value.jumdata) throw new LinksExpiredError('the file links Jumdata was paid for are over a month old');
         // A billed call is made only with time to keep its answer: an invocation killed in between pays twice.
         if (deadline - Date.now() < deps.jumdataTimeoutMs) throw new TimeBudgetExhausted();
         const answer = await deps.jumdata.fetchInvoice(query);
@@ -173,7 +201,10 @@ export function downloadInvoice(deps: DownloadDeps) {
       return { kind: 'mirrored', fromCache: false, invoice };
     } catch (error) {
       await keepAnswer; // the failure is recorded over the kept answer, not beside it
-      const upstreamError = asUpstreamError(error);
+      let upstreamError = asUpstreamError(error);
+      if (sweep && upstreamError instanceof FileFetchUnavailable && upstreamError.linkGone) {
+        upstreamError = new LinksExpiredError(`the file links Jumdata was paid for are gone (${upstreamError.message})`);
+      }
       await recordFailure(held, upstreamError);
       if (upstreamError instanceof TimeBudgetExhausted) {
         return pendingOutcome(query, 'the files are still being mirrored; the work is kept and will be finished later');
@@ -184,19 +215,33 @@ export function downloadInvoice(deps: DownloadDeps) {
     }
   }
 
+  /**
+   * When to try again: at once after the time budget ran out (the next sweep goes on), otherwise after the backoff,
+   * but always while the links Jumdata was paid for still work.
+   */
+  function nextAttemptAt(work: DownloadWork, error: unknown, retryAfterSeconds: number): string {
+    const delaySeconds = error instanceof TimeBudgetExhausted ? 0 : backoffSeconds(work.attempts, deps.retryPolicy, retryAfterSeconds);
+    let at = Date.now() + delaySeconds * 1000;
+    if (work.jumdata) at = Math.min(at, Date.parse(work.jumdata.fetchedAt) + LINK_LIFETIME_MS - LINK_SAFETY_MS);
+    return new Date(Math.max(at, Date.now())).toISOString();
+  }
+
   /** Keeps the unfinished work for a later run, or marks it failed when trying again cannot help. */
   async function recordFailure(held: Held<DownloadWork>, error: unknown) {
     const { retryable, retryAfterSeconds, dropAnswer } = classify(error);
+    const attempts = held.value.attempts;
+    const gaveUp = retryable && attempts >= deps.retryPolicy.maxAttempts;
+    const state = retryable && !gaveUp ? 'pending' : 'failed';
     const { statusCode, body, headers } =
       error instanceof TimeBudgetExhausted
         ? { statusCode: 202, body: { error: { code: 'TIME_BUDGET_EXHAUSTED', message: error.message } }, headers: undefined }
         : toErrorResponse(error);
     try {
       await work.update(held, {
-        state: retryable ? 'pending' : 'failed',
+        state,
         leaseUntil: undefined,
         lastError: { ...body.error, statusCode, retryAfter: headers?.['retry-after'] },
-        nextAttemptAt: retryable ? new Date(Date.now() + retryAfterSeconds * 1000).toISOString() : undefined,
+        nextAttemptAt: state === 'pending' ? nextAttemptAt(held.value, error, retryAfterSeconds) : undefined,
         // Links that are gone for good (expired) are forgotten, so that the next attempt asks Jumdata anew.
         jumdata: dropAnswer ? undefined : held.value.jumdata,
       });
@@ -209,6 +254,8 @@ export function downloadInvoice(deps: DownloadDeps) {
 
 /** Jumdata's links live about a month; an answer older than this is not used to fetch files. */
 const LINK_LIFETIME_MS = 29 * 24 * 3600 * 1000;
+/** The last attempt with kept links is due at least this long before they are no longer used. */
+const LINK_SAFETY_MS = 6 * 3600 * 1000;
 
 const hasUsableAnswer = (work: DownloadWork) =>
   work.jumdata !== undefined && Date.now() - Date.parse(work.jumdata.fetchedAt) < LINK_LIFETIME_MS;
@@ -243,8 +290,9 @@ function outcomeOf(query: DownloadQuery, work: DownloadWork): DownloadOutcome {
 
 /** Whether trying the same work again later can succeed, how soon, and whether the kept links are still good. */
 function classify(error: unknown): { retryable: boolean; retryAfterSeconds: number; dropAnswer: boolean } {
-  const verdict = (retryable: boolean, retryAfterSeconds = 300, dropAnswer = false) => ({ retryable, retryAfterSeconds, dropAnswer });
+  const verdict = (retryable: boolean, retryAfterSeconds = 0, dropAnswer = false) => ({ retryable, retryAfterSeconds, dropAnswer });
   if (error instanceof TimeBudgetExhausted) return verdict(true, 0);
+  // Someone has to log in through Jumdata first: no point asking again within the hour.
   if (error instanceof TaxBureauLoginRequiredError) return verdict(true, 3_600);
   if (error instanceof UpstreamRateLimitedError || error instanceof UpstreamTemporaryError) {
     return verdict(true, error.retryAfterSeconds);

@@ -1,12 +1,14 @@
 import type { Context } from 'aws-lambda';
 import * as z from 'zod';
-import { loadDownloadConfig } from '#shared/config';
+import { loadDownloadConfig, sweepSettingsOf } from '#shared/config';
 import { ForbiddenError, NotFoundError } from '#shared/errors';
 import { parseAllowedHosts } from '#shared/file-fetch';
-import { batchHandler, httpHandler, lambdaEntry, type HttpReply, type ParsedHttpEvent } from '#shared/middleware';
+import { listJobs } from '#shared/jobs-api';
+import { batchHandler, httpHandler, lambdaEntry, sweepHandler, type HttpReply, type ParsedHttpEvent } from '#shared/middleware';
 import { createJumdataClient } from '#shared/providers/jumdata';
 import { jumdataSecretSchema, linkKeySecretSchema, loadProviderSecret } from '#shared/secrets';
-import { createJobStore } from '#shared/jobs';
+import { createJobStore, type Held, type JobRecord } from '#shared/jobs';
+import { sweep, type SweptState } from '#shared/sweep';
 import { createS3Client, JsonStore } from '#shared/storage';
 import { parseRequest, taxNumSchema } from '#shared/validation';
 import { readMirroredInvoice } from './archive.ts';
@@ -24,6 +26,8 @@ const linkKey = async () => (await loadProviderSecret('linkKey', linkKeySecretSc
 
 const s3 = createS3Client(config.S3_ENDPOINT);
 const store = new JsonStore(s3, config.BUCKET_NAME);
+const jobs = createJobStore(config.JOBS_TABLE);
+const settings = sweepSettingsOf(config);
 const download = downloadInvoice({
   jumdata: createJumdataClient({
     baseUrl: config.JUMDATA_BASE_URL,
@@ -32,13 +36,14 @@ const download = downloadInvoice({
     credentials: () => loadProviderSecret('jumdata', jumdataSecretSchema, secretSource(config.JUMDATA_SECRET_ID)),
   }),
   store,
-  jobs: createJobStore(config.JOBS_TABLE),
+  jobs,
   s3,
   bucket: config.BUCKET_NAME,
   policy: { allowedHosts: parseAllowedHosts(config.MIRROR_ALLOWED_HOSTS), maxBytes: config.MIRROR_MAX_FILE_BYTES, maxRedirects: 3 },
   fileTimeoutMs: config.MIRROR_FILE_TIMEOUT_MS,
   jumdataTimeoutMs: config.UPSTREAM_TIMEOUT_MS,
   leaseSeconds: config.LEASE_SECONDS,
+  retryPolicy: settings,
   checkCreditCode: config.TAX_NUM_CHECK === 'strict',
 });
 
@@ -87,9 +92,36 @@ function baseUrlOf(event: ParsedHttpEvent): string {
   return `${scheme}://${host}`;
 }
 
+/**
+ * A sweep's download: Jumdata's answer and a few seconds for the files. One that needs longer is left pending with
+ * its paid answer kept, and the next sweep goes on from there without paying again.
+ */
+const sweepJobTimeoutMs = config.UPSTREAM_TIMEOUT_MS + 5_000;
+
+/** A recorded download, taken up by the sweep; how it ended is read back from its record. */
+async function resumeDownload(job: Held<JobRecord>, deadline: number): Promise<SweptState> {
+  try {
+    const outcome = await download(job.value.request, deadline, { sweep: true });
+    if (outcome.kind === 'mirrored') return 'done';
+  } catch {
+    // Recorded on the job; the sweep reports the state it left.
+  }
+  const after = await jobs.get('download', job.value.key);
+  if (!after || after.value.state === 'done') return 'done';
+  return after.value.state === 'running' ? 'skipped' : after.value.state;
+}
+
+function answerHttp(event: ParsedHttpEvent, context: Context): Promise<HttpReply> {
+  if (event.routeKey === 'GET /jobs') return listJobs(jobs, event.queryStringParameters);
+  if (event.requestContext.http.method === 'GET') return answerFileLink(event);
+  return answerDownload(event.body, context, baseUrlOf(event));
+}
+
 export const handler = lambdaEntry(
-  httpHandler((event, context) =>
-    event.requestContext.http.method === 'GET' ? answerFileLink(event) : answerDownload(event.body, context, baseUrlOf(event)),
-  ),
+  httpHandler(answerHttp),
+  // A download is its own idempotency: a job run twice finds its files stored, and Jumdata is not asked again.
   batchHandler((job, context) => answerDownload(job, context, config.PUBLIC_BASE_URL ?? '')),
+  sweepHandler((context) =>
+    sweep({ store: jobs, fn: 'download', settings, jobTimeoutMs: sweepJobTimeoutMs, processJob: resumeDownload }, context),
+  ),
 );

@@ -1,12 +1,17 @@
-import { loadErpUpdateConfig } from '#shared/config';
-import { batchHandler, httpHandler, lambdaEntry, type HttpReply } from '#shared/middleware';
+import { loadErpUpdateConfig, sweepSettingsOf } from '#shared/config';
+import { createJobStore } from '#shared/jobs';
+import { batchHandler, httpHandler, lambdaEntry, sweepHandler } from '#shared/middleware';
 import { createWdtClient } from '#shared/providers/wdt';
 import { loadProviderSecret, wdtSecretSchema } from '#shared/secrets';
+import { sweep } from '#shared/sweep';
 import { updateErp } from './update-erp.ts';
 
 const config = loadErpUpdateConfig();
+const settings = sweepSettingsOf(config);
+const store = createJobStore(config.JOBS_TABLE);
 
-const update = updateErp({
+const erp = updateErp({
+  jobs: { store, leaseSeconds: config.LEASE_SECONDS, policy: settings },
   client: createWdtClient({
     baseUrl: config.WDT_BASE_URL,
     timeoutMs: config.UPSTREAM_TIMEOUT_MS,
@@ -19,11 +24,11 @@ const update = updateErp({
   }),
 });
 
-async function answer(input: unknown): Promise<HttpReply> {
-  return { statusCode: 200, body: await update(input) };
-}
+/** A sweep's job: the provider's timeout, and a second for the records around it. */
+const jobTimeoutMs = config.UPSTREAM_TIMEOUT_MS + 1_000;
 
 export const handler = lambdaEntry(
-  httpHandler((event) => answer(event.body)),
-  batchHandler(answer),
+  httpHandler((event) => erp.answer(event.body)),
+  batchHandler((job, _context, runId) => erp.answer(job, runId)),
+  sweepHandler((context) => sweep({ store, fn: 'erp-update', settings, jobTimeoutMs, processJob: (job) => erp.resume(job) }, context)),
 );

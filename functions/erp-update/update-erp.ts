@@ -1,5 +1,9 @@
 import * as z from 'zod';
+import { jobRunner, replyOf, type JobRunnerSettings } from '#shared/job-runner';
+import type { Held, JobRecord } from '#shared/jobs';
+import type { HttpReply } from '#shared/middleware';
 import type { InvoiceStatus, WdtClient } from '#shared/providers/wdt';
+import type { SweptState } from '#shared/sweep';
 import { freeTextSchema, httpUrlSchema, identifierSchema, parseRequest } from '#shared/validation';
 
 /** Lengths from WDT's vip_invoice_info_update document (varchar, in characters). */
@@ -40,13 +44,33 @@ export interface ErpUpdateResult {
 /**
  * Write one invoicing result back to 旺店通 ERP (回传开发票结果).
  * Input: `{invoiceNo, status, invoiceNoOut, invoiceCode, errorInfo, filePath}` as received · Output: WDT's answer
- *  1. Validate the request; a bad one never reaches WDT
- *  2. Send one signed update
+ *  1. Validate the request; a bad one never reaches WDT and leaves no record
+ *  2. Claim the invoice's job record: the latest request replaces an older unfinished one, so a sweep never sends
+ *     a stale result over a newer one
+ *  3. Send one signed update, and record how it ended; one that met a network failure, a timeout or WDT's rate
+ *     limit stays pending for the sweep
  */
-export function updateErp(deps: { client: WdtClient }) {
-  return async (input: unknown): Promise<ErpUpdateResult> => {
-    const request = parseRequest(erpUpdateRequestSchema, input);
+export function updateErp(deps: { client: WdtClient; jobs: Omit<JobRunnerSettings, 'fn'> }) {
+  const run = jobRunner({ ...deps.jobs, fn: 'erp-update' });
+
+  async function send(request: z.infer<typeof erpUpdateRequestSchema>): Promise<HttpReply> {
     const { message } = await deps.client.updateInvoice(request);
-    return { invoiceNo: request.invoiceNo, status: request.status, message };
+    const result: ErpUpdateResult = { invoiceNo: request.invoiceNo, status: request.status, message };
+    return { statusCode: 200, body: result };
+  }
+
+  return {
+    /** A request from the API or a scheduled batch (`runId` identifies the batch's run and the job's place in it). */
+    async answer(input: unknown, runId?: string): Promise<HttpReply> {
+      const request = parseRequest(erpUpdateRequestSchema, input);
+      return replyOf(await run({ key: request.invoiceNo, request, runId }, () => send(request)));
+    },
+    /** A recorded job, taken up by the sweep. */
+    async resume(held: Held<JobRecord>): Promise<SweptState> {
+      const outcome = await run({ key: held.value.key, request: held.value.request, held }, () =>
+        send(parseRequest(erpUpdateRequestSchema, held.value.request)),
+      );
+      return outcome.state === 'busy' ? 'skipped' : outcome.state;
+    },
   };
 }

@@ -1,13 +1,19 @@
-import { loadRetryConfig } from '#shared/config';
-import { batchHandler, httpHandler, lambdaEntry, type HttpReply } from '#shared/middleware';
+import { loadRetryConfig, sweepSettingsOf } from '#shared/config';
+import { createJobStore } from '#shared/jobs';
+import { batchHandler, httpHandler, lambdaEntry, sweepHandler } from '#shared/middleware';
 import { createFw199Client } from '#shared/providers/fw199';
 import { fw199SecretSchema, loadProviderSecret } from '#shared/secrets';
+import { sweep } from '#shared/sweep';
 import { retryOrder } from './retry-order.ts';
 
 const config = loadRetryConfig();
+const settings = sweepSettingsOf(config);
+const store = createJobStore(config.JOBS_TABLE);
 
 const retry = retryOrder({
   checkCreditCode: config.TAX_NUM_CHECK === 'strict',
+  dailyLimit: config.RETRY_DAILY_LIMIT,
+  jobs: { store, leaseSeconds: config.LEASE_SECONDS, policy: settings },
   client: createFw199Client({
     baseUrl: config.FW199_BASE_URL,
     timeoutMs: config.UPSTREAM_TIMEOUT_MS,
@@ -20,13 +26,11 @@ const retry = retryOrder({
   }),
 });
 
-/** issued is final (200); retrying and in_progress mean the result comes later (202). */
-async function answer(input: unknown): Promise<HttpReply> {
-  const result = await retry(input);
-  return { statusCode: result.status === 'issued' ? 200 : 202, body: result };
-}
+/** A sweep's job: the provider's timeout, and a second for the records around it. */
+const jobTimeoutMs = config.UPSTREAM_TIMEOUT_MS + 1_000;
 
 export const handler = lambdaEntry(
-  httpHandler((event) => answer(event.body)),
-  batchHandler(answer),
+  httpHandler((event) => retry.answer(event.body)),
+  batchHandler((job, _context, runId) => retry.answer(job, runId)),
+  sweepHandler((context) => sweep({ store, fn: 'retry', settings, jobTimeoutMs, processJob: (job) => retry.resume(job) }, context)),
 );

@@ -1,24 +1,81 @@
 import * as z from 'zod';
-import type { Fw199Client, RebillingOutcome } from '#shared/providers/fw199';
+import { DailyLimitReachedError } from '#shared/errors';
+import { jobRunner, replyOf, type JobRunnerSettings } from '#shared/job-runner';
+import type { Held, JobRecord } from '#shared/jobs';
+import type { HttpReply } from '#shared/middleware';
+import type { Fw199Client } from '#shared/providers/fw199';
+import type { SweptState } from '#shared/sweep';
 import { orderNoSchema, parseRequest, taxNumSchema } from '#shared/validation';
 
 export function retryRequestSchema(checkCreditCode: boolean) {
   return z.object({ taxNum: taxNumSchema(checkCreditCode), orderNo: orderNoSchema });
 }
 
-export type RetryResult = { orderNo: string } & RebillingOutcome;
+type RetryRequest = z.infer<ReturnType<typeof retryRequestSchema>>;
+
+/** A tax number has no '/', so the key splits back unambiguously. */
+export const retryJobKey = ({ taxNum, orderNo }: RetryRequest) => `${taxNum}/${orderNo}`;
+
+export interface RetryDeps {
+  client: Fw199Client;
+  checkCreditCode: boolean;
+  /** Re-pushes of one order per China day, whoever asks. */
+  dailyLimit: number;
+  jobs: Omit<JobRunnerSettings, 'fn'>;
+}
 
 /**
  * Re-push one failed invoice order through fw199 to Nuonuo (开票重试).
- * Input: `{taxNum, orderNo}` as received · Output: the order's new state
- *  1. Validate the request; a bad one never reaches the gateway
- *  2. Send one signed re-push: Nuonuo caps re-pushes per order per day, so there is no retry loop here
+ * Input: `{taxNum, orderNo}` as received · Output: the order's new state (200 issued, 202 retrying / in progress)
+ *  1. Validate the request; a bad one never reaches the gateway and leaves no record
+ *  2. Claim the order's job record, so that one order is never pushed twice at once
+ *  3. Count the push against the order's daily limit (Nuonuo caps re-pushes per order per day: no loops here)
+ *  4. Send one signed re-push, and record how it ended; a push that met a network failure, a timeout or a rate
+ *     limit stays pending for the sweep
  */
-export function retryOrder(deps: { client: Fw199Client; checkCreditCode: boolean }) {
+export function retryOrder(deps: RetryDeps) {
   const schema = retryRequestSchema(deps.checkCreditCode);
-  return async (input: unknown): Promise<RetryResult> => {
-    const request = parseRequest(schema, input);
+  const run = jobRunner({ ...deps.jobs, fn: 'retry' });
+
+  async function push(request: RetryRequest): Promise<HttpReply> {
+    const day = chinaDay(new Date());
+    const counted = await deps.jobs.store.countUpTo('retry', `${retryJobKey(request)}#${day.date}`, deps.dailyLimit, day.forgetAt);
+    if (!counted) {
+      throw new DailyLimitReachedError(
+        `Order ${request.orderNo} was re-pushed ${deps.dailyLimit} times today (China time), the daily limit; it can be pushed again after midnight`,
+        day.secondsToMidnight,
+      );
+    }
     const outcome = await deps.client.rebill(request);
-    return { orderNo: request.orderNo, ...outcome };
+    return { statusCode: outcome.status === 'issued' ? 200 : 202, body: { orderNo: request.orderNo, ...outcome } };
+  }
+
+  return {
+    /** A request from the API or a scheduled batch (`runId` identifies the batch's run and the job's place in it). */
+    async answer(input: unknown, runId?: string): Promise<HttpReply> {
+      const request = parseRequest(schema, input);
+      return replyOf(await run({ key: retryJobKey(request), request, runId }, () => push(request)));
+    },
+    /** A recorded job, taken up by the sweep. */
+    async resume(held: Held<JobRecord>): Promise<SweptState> {
+      const outcome = await run({ key: held.value.key, request: held.value.request, held }, () =>
+        push(parseRequest(schema, held.value.request)),
+      );
+      return outcome.state === 'busy' ? 'skipped' : outcome.state;
+    },
+  };
+}
+
+const CHINA_OFFSET_MS = 8 * 3600 * 1000; // UTC+8 all year: China has no daylight saving time
+
+/** Nuonuo counts re-pushes per calendar day in China. */
+export function chinaDay(now: Date) {
+  const local = new Date(now.getTime() + CHINA_OFFSET_MS);
+  const midnight = Date.UTC(local.getUTCFullYear(), local.getUTCMonth(), local.getUTCDate() + 1) - CHINA_OFFSET_MS;
+  return {
+    date: local.toISOString().slice(0, 10),
+    secondsToMidnight: Math.max(1, Math.ceil((midnight - now.getTime()) / 1000)),
+    /** The day's counter is kept a day longer than the day, then deleted by the table's TTL. */
+    forgetAt: new Date(midnight + 24 * 3600 * 1000),
   };
 }

@@ -29,7 +29,12 @@ export const FW199_SANDBOX_ORDERS = {
   notJson: 'SANDBOX-NOT-JSON',
   /** HTTP 500. */
   serverError: 'SANDBOX-HTTP-500',
+  /** Any order starting so gets HTTP 500 the first time it is pushed, and code 0 after that. */
+  flakyPrefix: 'SANDBOX-FLAKY-',
 } as const;
+
+/** Nuonuo's cap on re-pushes of one order per day; beyond it the sandbox answers 9613 (Nuonuo's E9613). */
+export const FW199_SANDBOX_DAILY_PUSHES = 20;
 
 export const FW199_SANDBOX_INVOICE_NO = '24312000000022669098';
 
@@ -37,6 +42,8 @@ export interface Fw199Sandbox {
   url: string;
   /** Every request the sandbox received, in order, as bytes and as parsed fields. */
   received: ReceivedRequest[];
+  /** Pushes refused because the order's daily cap was spent. */
+  refusedForCap(): number;
   close(): Promise<void>;
 }
 
@@ -50,6 +57,8 @@ export async function startFw199Sandbox(options: Fw199SandboxOptions = {}): Prom
   const credentials = options.credentials ?? FW199_SANDBOX_CREDENTIALS;
   const slowAnswerMs = options.slowAnswerMs ?? 15_000;
   let baseUrl = '';
+  const pushesToday = new Map<string, number>();
+  let refusedForCap = 0;
 
   async function handle(request: ReceivedRequest, res: ServerResponse) {
     if (request.method === 'GET' && request.path.startsWith('/sandbox/invoices/')) {
@@ -86,6 +95,15 @@ export async function startFw199Sandbox(options: Fw199SandboxOptions = {}): Prom
     }
     if (typeof orderNo !== 'string' || orderNo === '') return { code: 1004, message: 'request_data中缺少orderno' };
 
+    const day = `${new Date().toISOString().slice(0, 10)}#${fields.tax_num}#${orderNo}`;
+    const pushes = (pushesToday.get(day) ?? 0) + 1;
+    pushesToday.set(day, pushes);
+    if (pushes > FW199_SANDBOX_DAILY_PUSHES) {
+      refusedForCap += 1;
+      return { code: 9613, message: 'E9613 该订单今日重试次数已超过上限' };
+    }
+    if (orderNo.startsWith(FW199_SANDBOX_ORDERS.flakyPrefix) && pushes === 1) return 'http500';
+
     switch (orderNo) {
       case FW199_SANDBOX_ORDERS.issued:
         return {
@@ -112,7 +130,7 @@ export async function startFw199Sandbox(options: Fw199SandboxOptions = {}): Prom
 
   const server = await startSandboxServer(handle, options.port);
   baseUrl = server.origin;
-  return { url: server.origin, received: server.received, close: server.close };
+  return { url: server.origin, received: server.received, refusedForCap: () => refusedForCap, close: server.close };
 }
 
 /**

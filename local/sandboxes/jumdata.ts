@@ -34,6 +34,11 @@ export const JUMDATA_SANDBOX_INVOICES = {
   overCap: '24312000000000000004',
   /** The links of the first answer are already expired (404); those of the next answer work. */
   expiredLinks: '24312000000000000005',
+  /**
+   * A range for many invoices at once (tests, the sweep): `24312990` + 12 digits. Those ending in 399 answer code
+   * 399 the first time, those ending in 603 code 603; the others succeed.
+   */
+  rangePrefix: '24312990',
 } as const;
 
 export interface JumdataSandboxOptions {
@@ -43,6 +48,8 @@ export interface JumdataSandboxOptions {
   slowFileMs?: number;
   /** Size of the over-cap file. */
   overCapBytes?: number;
+  /** Calls a minute that Jumdata allows before it answers 609 (not billed). */
+  callsPerMinute?: number;
 }
 
 export interface JumdataSandbox {
@@ -55,6 +62,8 @@ export interface JumdataSandbox {
   billedCalls(): number;
   /** Billed calls per invoice number. */
   billedCallsFor(invoiceNo: string): number;
+  /** Calls refused with 609 because more than callsPerMinute came in a minute. */
+  refusedForRate(): number;
   close(): Promise<void>;
 }
 
@@ -63,6 +72,9 @@ export async function startJumdataSandbox(options: JumdataSandboxOptions = {}): 
   const seen = new Map<string, number>();
   const files = new InvoiceFiles(options.fileBytes);
   let origin = '';
+  const callsPerMinute = options.callsPerMinute ?? 600;
+  const recentCalls: number[] = [];
+  let refusedForRate = 0;
 
   async function handle(request: ReceivedRequest, res: ServerResponse, req: IncomingMessage) {
     if (request.method === 'GET' && request.path.startsWith('/files/')) {
@@ -92,6 +104,13 @@ export async function startJumdataSandbox(options: JumdataSandboxOptions = {}): 
 
     const invoiceNo = fields.fphm!;
     const taskNo = randomBytes(12).toString('hex');
+    const now = Date.now();
+    while (recentCalls.length > 0 && recentCalls[0]! <= now - 60_000) recentCalls.shift();
+    if (recentCalls.length >= callsPerMinute) {
+      refusedForRate += 1;
+      return { code: 609, msg: '请求过于频繁,请稍候再试', taskNo, charge: false };
+    }
+    recentCalls.push(now);
     const calls = (seen.get(invoiceNo) ?? 0) + 1;
     seen.set(invoiceNo, calls);
     switch (invoiceNo) {
@@ -103,6 +122,10 @@ export async function startJumdataSandbox(options: JumdataSandboxOptions = {}): 
         return { code: 609, msg: '请求过于频繁,请稍候再试', taskNo, charge: false };
       case JUMDATA_SANDBOX_INVOICES.flakyOnce:
         if (calls === 1) return { code: 399, msg: '税局异常,请稍候再试', taskNo, charge: false };
+    }
+    if (invoiceNo.startsWith(JUMDATA_SANDBOX_INVOICES.rangePrefix)) {
+      if (invoiceNo.endsWith('399') && calls === 1) return { code: 399, msg: '税局异常,请稍候再试', taskNo, charge: false };
+      if (invoiceNo.endsWith('603')) return { code: 603, msg: '余额不足请充值', taskNo, charge: false };
     }
     billed.set(invoiceNo, (billed.get(invoiceNo) ?? 0) + 1);
     const base = `${origin}/files/${invoiceNo}`;
@@ -162,6 +185,7 @@ export async function startJumdataSandbox(options: JumdataSandboxOptions = {}): 
     received: server.received,
     billedCalls: () => [...billed.values()].reduce((sum, n) => sum + n, 0),
     billedCallsFor: (invoiceNo) => billed.get(invoiceNo) ?? 0,
+    refusedForRate: () => refusedForRate,
     close: server.close,
   };
 }

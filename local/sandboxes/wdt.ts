@@ -24,11 +24,17 @@ export const WDT_SANDBOX_INVOICES = {
   rateLimited: 'DZ-RATE-LIMITED',
   /** The answer comes after 15 s: longer than the default upstream timeout. */
   slow: 'DZ-SLOW',
+  /** Any `FP` + 12 digits is an ERP invoice the sandbox knows (many jobs in tests and the sweep's examples). */
+  knownPattern: /^FP\d{12}$/,
+  /** Any number starting so answers 1012 the first time it is sent, and succeeds after that. */
+  flakyPrefix: 'DZ-FLAKY-',
 } as const;
 
 export interface WdtSandbox {
   url: string;
   received: ReceivedRequest[];
+  /** Calls refused with 1012 because the minute's quota was spent. */
+  refusedForRate(): number;
   close(): Promise<void>;
 }
 
@@ -42,6 +48,8 @@ export async function startWdtSandbox(options: WdtSandboxOptions = {}): Promise<
   const credentials = options.credentials ?? WDT_SANDBOX_CREDENTIALS;
   const callsPerMinute = options.callsPerMinute ?? 60;
   const recentCalls: number[] = [];
+  const flakySeen = new Set<string>();
+  let refusedForRate = 0;
 
   async function handle(request: ReceivedRequest, res: ServerResponse) {
     if (request.method !== 'POST' || request.path !== `${BASE_PATH}/vip_invoice_info_update.php`) {
@@ -65,10 +73,16 @@ export async function startWdtSandbox(options: WdtSandboxOptions = {}): Promise<
 
     const now = Date.now();
     while (recentCalls.length > 0 && recentCalls[0]! <= now - 60_000) recentCalls.shift();
+    if (recentCalls.length >= callsPerMinute) refusedForRate += 1;
     if (recentCalls.length >= callsPerMinute || fields.invoice_no === WDT_SANDBOX_INVOICES.rateLimited) {
       return { code: 1012, message: '调用太频繁,请稍后再试' };
     }
     recentCalls.push(now);
+    const invoiceNo = fields.invoice_no ?? '';
+    if (invoiceNo.startsWith(WDT_SANDBOX_INVOICES.flakyPrefix) && !flakySeen.has(invoiceNo)) {
+      flakySeen.add(invoiceNo);
+      return { code: 1012, message: '调用太频繁,请稍后再试' };
+    }
 
     const status = fields.status ?? '80';
     if (!['65', '75', '80'].includes(status)) return { code: 1005, message: 'status只能是65、75或80' };
@@ -79,7 +93,11 @@ export async function startWdtSandbox(options: WdtSandboxOptions = {}): Promise<
       await new Promise((resolve) => setTimeout(resolve, options.slowAnswerMs ?? 15_000));
       return { code: 0, message: 'OK' };
     }
-    if (!(WDT_SANDBOX_INVOICES.known as readonly string[]).includes(fields.invoice_no ?? '')) {
+    const known =
+      (WDT_SANDBOX_INVOICES.known as readonly string[]).includes(invoiceNo) ||
+      WDT_SANDBOX_INVOICES.knownPattern.test(invoiceNo) ||
+      invoiceNo.startsWith(WDT_SANDBOX_INVOICES.flakyPrefix);
+    if (!known) {
       return { code: 30000, message: '发票编号在系统中不存在,请检查invoice_no字段值 ' };
     }
     // The document's own success example sends the code as a string.
@@ -87,7 +105,12 @@ export async function startWdtSandbox(options: WdtSandboxOptions = {}): Promise<
   }
 
   const server = await startSandboxServer(handle);
-  return { url: `${server.origin}${BASE_PATH}`, received: server.received, close: server.close };
+  return {
+    url: `${server.origin}${BASE_PATH}`,
+    received: server.received,
+    refusedForRate: () => refusedForRate,
+    close: server.close,
+  };
 }
 
 /**

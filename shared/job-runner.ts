@@ -1,0 +1,129 @@
+import { JobInProgressError, RecordedError, toErrorResponse } from '#shared/errors';
+import { isLeaseLive, JobConflictError, type Held, type JobFunction, type JobRecord, type JobState, type JobStore } from '#shared/jobs';
+import { logger } from '#shared/logger';
+import type { HttpReply } from '#shared/middleware';
+import { backoffSeconds, retryVerdict, type RetryPolicy } from '#shared/retry-policy';
+
+/**
+ * Runs one provider call as a recorded job (retry and erp-update; the download keeps its own record, work.ts):
+ *  1. Claim the job's record: created if absent, or replaced at the version read, with a lease. A job that another
+ *     invocation holds is not run twice at once.
+ *  2. Make the call.
+ *  3. Record how it ended: done (kept a day), pending with the next attempt after an exponential backoff, or
+ *     failed when trying again cannot help or the attempts are used up.
+ * The same path serves the API, scheduled batches and sweeps, so every unfinished job is kept the same way.
+ */
+
+export interface JobRunnerSettings {
+  store: JobStore;
+  fn: JobFunction;
+  leaseSeconds: number;
+  policy: RetryPolicy;
+}
+
+export interface JobRun {
+  key: string;
+  /** The validated request, as the API takes it; it replaces the one recorded (the latest request wins). */
+  request: unknown;
+  /** The record a sweep read: claimed at exactly this version, so two sweeps never take the same job. */
+  held?: Held<JobRecord>;
+  /** The scheduled run this attempt belongs to: a run retried by AWS answers from the record instead of calling. */
+  runId?: string;
+}
+
+export type JobRunOutcome =
+  | { state: 'done'; reply: HttpReply }
+  | { state: 'pending' | 'failed'; error: unknown }
+  /** Someone else holds the job. */
+  | { state: 'busy'; error: JobInProgressError };
+
+export function jobRunner(settings: JobRunnerSettings) {
+  const { store, fn, leaseSeconds, policy } = settings;
+
+  return async function run(job: JobRun, call: () => Promise<HttpReply>): Promise<JobRunOutcome> {
+    const current = job.held ?? (await store.get(fn, job.key));
+    if (current && job.runId !== undefined && current.value.lastRunId === job.runId && current.value.state !== 'running') {
+      return replay(current.value);
+    }
+    if (current && isLeaseLive(current.value)) return busy(current.value);
+
+    const now = new Date();
+    const claimedValue: JobRecord = {
+      ...current?.value,
+      fn,
+      key: job.key,
+      request: job.request,
+      state: 'running',
+      attempts: (current?.value.attempts ?? 0) + 1,
+      leaseUntil: new Date(now.getTime() + leaseSeconds * 1000).toISOString(),
+      nextAttemptAt: undefined,
+      createdAt: current?.value.createdAt ?? now.toISOString(),
+      updatedAt: now.toISOString(),
+    };
+    let claimed: Held<JobRecord> | undefined;
+    try {
+      claimed = current ? await store.replace(current, claimedValue) : await store.create(claimedValue);
+    } catch (error) {
+      if (!(error instanceof JobConflictError)) throw error;
+    }
+    if (!claimed) return busy(claimedValue);
+
+    try {
+      const reply = await call();
+      await settle(claimed, { state: 'done', result: { statusCode: reply.statusCode, body: reply.body }, lastError: undefined });
+      return { state: 'done', reply };
+    } catch (error) {
+      const { retryable, retryAfterSeconds } = retryVerdict(error);
+      const { statusCode, body, headers } = toErrorResponse(error);
+      const gaveUp = retryable && claimed.value.attempts >= policy.maxAttempts;
+      const state: JobState = retryable && !gaveUp ? 'pending' : 'failed';
+      const delay = backoffSeconds(claimed.value.attempts, policy, retryAfterSeconds);
+      await settle(claimed, {
+        state,
+        result: undefined,
+        lastError: { ...body.error, statusCode, retryAfter: headers?.['retry-after'] },
+        nextAttemptAt: state === 'pending' ? new Date(Date.now() + delay * 1000).toISOString() : undefined,
+      });
+      if (gaveUp) logger.warn('job given up', { fn, key: job.key, attempts: claimed.value.attempts });
+      return { state: state as 'pending' | 'failed', error };
+    }
+
+    /** Writes the outcome over the claimed record. If that fails, the lease lapses and a sweep takes the job again. */
+    async function settle(held: Held<JobRecord>, change: Partial<JobRecord>) {
+      try {
+        await store.replace(held, {
+          ...held.value,
+          ...change,
+          leaseUntil: undefined,
+          lastRunId: job.runId ?? held.value.lastRunId,
+          updatedAt: new Date().toISOString(),
+        });
+      } catch (error) {
+        logger.warn('job outcome not recorded; a sweep will take the job again', { fn, key: job.key, error });
+      }
+    }
+  };
+
+  function busy(record: JobRecord): JobRunOutcome {
+    const seconds = record.leaseUntil ? Math.max(1, Math.ceil((Date.parse(record.leaseUntil) - Date.now()) / 1000)) : leaseSeconds;
+    return { state: 'busy', error: new JobInProgressError(`Another request is working on ${fn} job ${record.key}; ask again later`, seconds) };
+  }
+}
+
+/** The answer a finished job gave, given again (a scheduled run that AWS delivered twice). */
+function replay(record: JobRecord): JobRunOutcome {
+  if (record.state === 'done' && record.result) return { state: 'done', reply: record.result };
+  const { statusCode = 500, retryAfter, ...error } = record.lastError ?? { code: 'INTERNAL', message: 'the job did not finish' };
+  const recorded = new RecordedError({
+    statusCode,
+    body: { error },
+    headers: retryAfter ? { 'retry-after': retryAfter } : undefined,
+  });
+  return { state: record.state === 'failed' ? 'failed' : 'pending', error: recorded };
+}
+
+/** The API's view of an outcome: the reply when the job is done, its error otherwise. */
+export function replyOf(outcome: JobRunOutcome): HttpReply {
+  if (outcome.state === 'done') return outcome.reply;
+  throw outcome.error;
+}
