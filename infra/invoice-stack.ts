@@ -12,7 +12,9 @@ import { DOWNLOAD_NODE_OPTIONS } from '../functions/download/runtime-options.ts'
 import { BridgeFunction } from './bridge-function.ts';
 import { grantInvoiceArchive, invoiceBucket } from './invoice-bucket.ts';
 import { grantJobs, jobsTable } from './jobs-table.ts';
+import { DEFAULT_SCHEDULES, JobSchedules, scheduleEnvironment, type ScheduleConfig } from './schedules.ts';
 import type { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import type { JobFunction } from '../shared/jobs.ts';
 
 /**
  * API Gateway gives up on an integration after 29 s. A function behind it stops at 25 s, and gives a provider 10 s,
@@ -24,6 +26,8 @@ const UPSTREAM_TIMEOUT = Duration.seconds(10);
 export interface InvoiceStackProps extends StackProps {
   /** `relaxed` accepts 18-character tax numbers without a valid GB 32100 check character (sandbox accounts). */
   taxNumCheck?: 'strict' | 'relaxed';
+  /** The sweeps' settings and the fixed batches; DEFAULT_SCHEDULES unless given. */
+  schedules?: ScheduleConfig;
 }
 
 export class InvoiceStack extends Stack {
@@ -31,9 +35,11 @@ export class InvoiceStack extends Stack {
   readonly functions: { retry: NodejsFunction; erpUpdate: NodejsFunction; download: NodejsFunction };
   readonly bucket: Bucket;
   readonly jobs: TableV2;
+  private readonly schedules: ScheduleConfig;
 
   constructor(scope: Construct, id: string, props: InvoiceStackProps = {}) {
     super(scope, id, props);
+    this.schedules = props.schedules ?? DEFAULT_SCHEDULES;
     // Server access logs are delivered under a bucket policy, not ACLs (ACLs stay disabled on every bucket).
     this.node.setContext('@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy', true);
 
@@ -56,6 +62,8 @@ export class InvoiceStack extends Stack {
       throttle: { rateLimit: 20, burstLimit: 40 },
     });
     new CfnOutput(this, 'ApiUrl', { value: stage.url, description: 'Base URL of the API (IAM-signed calls)' });
+    this.bucket = invoiceBucket(this);
+    this.jobs = jobsTable(this);
 
     const retry = this.apiFunction({
       id: 'Retry',
@@ -77,8 +85,6 @@ export class InvoiceStack extends Stack {
       environment: { WDT_BASE_URL: 'https://api.wangdian.cn/openapi2' },
     });
 
-    this.bucket = invoiceBucket(this);
-    this.jobs = jobsTable(this);
     const linkKey = new Secret(this, 'LinkKeySecret', {
       description: 'HMAC key of the durable file links (generated; rotating it invalidates every link handed out)',
       generateSecretString: {
@@ -101,14 +107,16 @@ export class InvoiceStack extends Stack {
         { method: HttpMethod.POST, path: '/download' },
         // The durable link carries its own HMAC: a browser or the ERP opens it without AWS credentials.
         { method: HttpMethod.GET, path: '/files/{taxNum}/{invoiceNo}/{kind}', anonymous: true },
+        { method: HttpMethod.GET, path: '/jobs' },
       ],
+      // GET /jobs lists every function's open and failed jobs, not only the download's.
+      readAllJobs: true,
       secret: { id: 'JumdataSecret', envName: 'JUMDATA_SECRET_ID', label: 'Jumdata (聚美智数) credentials', fields: ['appId', 'appSecret'] },
       environment: {
         JUMDATA_BASE_URL: 'https://api.jumdata.com',
         JUMDATA_DOWNLOAD_PATH: '/invoice/download',
         LINK_KEY_SECRET_ID: linkKey.secretArn,
         BUCKET_NAME: this.bucket.bucketName,
-        JOBS_TABLE: this.jobs.tableName,
         PUBLIC_BASE_URL: stage.url,
         MIRROR_MAX_FILE_BYTES: String(64 * 1024 * 1024),
         MIRROR_FILE_TIMEOUT_MS: '20000',
@@ -120,19 +128,23 @@ export class InvoiceStack extends Stack {
     });
     linkKey.grantRead(download);
     grantInvoiceArchive(this.bucket, download);
-    grantJobs(this.jobs, download, 'download');
     this.functions = { retry, erpUpdate, download };
+    new JobSchedules(this, 'Schedules', { functions: { retry, 'erp-update': erpUpdate, download }, config: this.schedules });
   }
 
-  /** A function behind one API route, with its own provider secret that only it may read. */
+  /**
+   * A function behind its API routes, with its own provider secret that only it may read, and its own jobs
+   * (`readAllJobs`: every function's, read only).
+   */
   private apiFunction(spec: {
     id: string;
-    name: string;
+    name: JobFunction;
     description: string;
     routes: Array<{ method: HttpMethod; path: string; anonymous?: boolean }>;
     secret: { id: string; envName: string; label: string; fields: string[] };
     environment: Record<string, string>;
     memorySize?: number;
+    readAllJobs?: boolean;
   }): NodejsFunction {
     const secret = providerSecret(this, spec.secret.id, spec.secret.label, spec.secret.fields);
     const { fn } = new BridgeFunction(this, spec.id, {
@@ -145,9 +157,12 @@ export class InvoiceStack extends Stack {
         ...spec.environment,
         [spec.secret.envName]: secret.secretArn,
         UPSTREAM_TIMEOUT_MS: String(UPSTREAM_TIMEOUT.toMilliseconds()),
+        JOBS_TABLE: this.jobs.tableName,
+        ...scheduleEnvironment(this.schedules, spec.name),
       },
     });
     secret.grantRead(fn);
+    grantJobs(this.jobs, fn, spec.name, { readAll: spec.readAllJobs });
     new CfnOutput(this, `${spec.secret.id}Arn`, {
       value: secret.secretArn,
       description: `Put ${JSON.stringify(Object.fromEntries(spec.secret.fields.map((f) => [f, '...'])))} here`,

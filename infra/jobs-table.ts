@@ -29,14 +29,14 @@ export function jobsTable(scope: Construct): TableV2 {
 
 /**
  * A function may read and write only its own jobs: items whose key (and index key) starts with its name.
- * `readAll` adds reading every function's queues (GET /jobs).
+ * `readAll` adds reading every function's queues through the index (GET /jobs), never writing them.
  */
 export function grantJobs(table: TableV2, grantee: IGrantable, fn: JobFunction, options: { readAll?: boolean } = {}): void {
   const index = `${table.tableArn}/index/${JOBS_INDEX}`;
   grantee.grantPrincipal.addToPrincipalPolicy(
     new PolicyStatement({
       effect: Effect.ALLOW,
-      actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'],
+      actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'],
       resources: [table.tableArn, index],
       conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${fn}#*`] } },
     }),

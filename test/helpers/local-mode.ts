@@ -8,7 +8,10 @@ import { startLocalMode, type LocalMode, type LocalModeOptions } from '../../loc
  * Starts local mode (API, sandboxes) once for a test file, with a 1 s upstream timeout and the sandboxes' slow
  * answers at 3 s, and keeps every log line the handlers write so tests can inspect them.
  */
-export function useLocalMode(options: Pick<LocalModeOptions, 'jumdata' | 'requestBudgetMs'> = {}, env: Record<string, string> = {}) {
+export function useLocalMode(
+  options: Pick<LocalModeOptions, 'jumdata' | 'wdt' | 'requestBudgetMs'> = {},
+  env: Record<string, string> = {},
+) {
   const state = { local: undefined as unknown as LocalMode, logged: [] as string[] };
 
   beforeAll(async () => {
@@ -23,7 +26,8 @@ export function useLocalMode(options: Pick<LocalModeOptions, 'jumdata' | 'reques
       });
     }
     const stateDir = await mkdtemp(join(tmpdir(), 'local-mode-'));
-    state.local = await startLocalMode({ port: 0, env: {}, stateDir, slowAnswerMs: 3_000, ...options });
+    // Sweeps run when a test says so, not on local mode's timer.
+    state.local = await startLocalMode({ port: 0, env: {}, stateDir, slowAnswerMs: 3_000, sweepEverySeconds: 0, ...options });
   });
 
   afterAll(async () => {
@@ -43,5 +47,11 @@ export function useLocalMode(options: Pick<LocalModeOptions, 'jumdata' | 'reques
     return { status: response.status, headers: response.headers, body: answer };
   }
 
-  return { state, post };
+  /** GETs `path` from local mode and returns the status and JSON answer. */
+  async function get(path: string) {
+    const response = await fetch(`${state.local.url}${path}`);
+    return { status: response.status, headers: response.headers, body: (await response.json()) as any };
+  }
+
+  return { state, post, get };
 }

@@ -2,6 +2,9 @@ import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { InvoiceStack } from '../../infra/invoice-stack.ts';
+import { DEFAULT_SCHEDULES, type ScheduleConfig } from '../../infra/schedules.ts';
+import { JOB_FUNCTIONS, type JobFunction } from '../../shared/jobs.ts';
+import { RETRY_DAILY_LIMIT, SWEEP_SETTINGS, sweepEnvironment } from '../../shared/schedule-settings.ts';
 
 let template: Template;
 
@@ -11,8 +14,8 @@ beforeAll(() => {
   template = Template.fromStack(new InvoiceStack(app, 'Test'));
 });
 
-const functionNamed = (name: string) => {
-  const functions = template.findResources('AWS::Lambda::Function', {
+const functionNamed = (name: string, from = template) => {
+  const functions = from.findResources('AWS::Lambda::Function', {
     Properties: { Environment: { Variables: { POWERTOOLS_SERVICE_NAME: `einvoice-bridge-${name}` } } },
   });
   expect(Object.keys(functions)).toHaveLength(1);
@@ -52,10 +55,24 @@ describe('the HTTP API', () => {
   it('has no route without IAM authorization but the durable file link', () => {
     const routes = Object.values(template.findResources('AWS::ApiGatewayV2::Route'));
     const anonymous = routes.filter((route) => route.Properties.AuthorizationType !== 'AWS_IAM');
-    expect(routes.length).toBe(4);
+    expect(routes.length).toBe(5);
     expect(anonymous.map((route) => [route.Properties.RouteKey, route.Properties.AuthorizationType])).toEqual([
       ['GET /files/{taxNum}/{invoiceNo}/{kind}', 'NONE'],
     ]);
+  });
+
+  it('routes GET /jobs to the download function with IAM authorization', () => {
+    // Prepare
+    const [downloadIntegration] = Object.entries(template.findResources('AWS::ApiGatewayV2::Integration')).find(([, integration]) =>
+      JSON.stringify(integration.Properties.IntegrationUri).includes(functionNamed('download').logicalId),
+    )!;
+
+    // Assess
+    template.hasResourceProperties('AWS::ApiGatewayV2::Route', {
+      RouteKey: 'GET /jobs',
+      AuthorizationType: 'AWS_IAM',
+      Target: { 'Fn::Join': ['', ['integrations/', { Ref: downloadIntegration }]] },
+    });
   });
 
   it('logs every request and throttles callers on its default stage', () => {
@@ -307,16 +324,217 @@ describe('the jobs table', () => {
     expect(properties.Replicas[0].PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
   });
 
-  it('lets the download function read and write only its own jobs', () => {
-    const statements = statementsOf('download').filter((s) => JSON.stringify(s.Action).includes('dynamodb:'));
-    expect(statements).toEqual([
-      {
-        Action: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'],
-        Effect: 'Allow',
-        Resource: [tableArn(), indexArn()],
-        Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['download#*'] } },
-      },
+  const jobStatementsOf = (name: string) => statementsOf(name).filter((s) => JSON.stringify(s.Action).includes('dynamodb:'));
+  const ownJobs = (name: JobFunction) => ({
+    Action: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'],
+    Effect: 'Allow',
+    Resource: [tableArn(), indexArn()],
+    Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${name}#*`] } },
+  });
+
+  it.each(['retry', 'erp-update'] as const)('lets the %s function read, write and update only its own jobs', (name) => {
+    expect(jobStatementsOf(name)).toEqual([ownJobs(name)]);
+  });
+
+  it('lets the download function read, write and update its own jobs, and read every function\'s queues for GET /jobs', () => {
+    expect(jobStatementsOf('download')).toEqual([
+      ownJobs('download'),
+      { Action: 'dynamodb:Query', Effect: 'Allow', Resource: indexArn() },
     ]);
-    expect(functionNamed('download').properties.Environment.Variables.JOBS_TABLE).toEqual({ Ref: table().logicalId });
+  });
+
+  it.each(JOB_FUNCTIONS)('tells the %s function the table\'s name', (name) => {
+    expect(functionNamed(name).properties.Environment.Variables.JOBS_TABLE).toEqual({ Ref: table().logicalId });
+  });
+});
+
+const SCHEDULED_TIME = '<aws.scheduler.scheduled-time>';
+const functionArn = (name: JobFunction, from = template) => ({ 'Fn::GetAtt': [functionNamed(name, from).logicalId, 'Arn'] });
+
+/** The queue a function's failed asynchronous invocations are sent to. */
+const deadLettersOf = (name: JobFunction, from = template) => {
+  const configs = Object.values(
+    from.findResources('AWS::Lambda::EventInvokeConfig', { Properties: { FunctionName: { Ref: functionNamed(name, from).logicalId } } }),
+  );
+  expect(configs).toHaveLength(1);
+  const logicalId: string = configs[0]!.Properties.DestinationConfig.OnFailure.Destination['Fn::GetAtt'][0];
+  expect(from.toJSON().Resources[logicalId].Type).toBe('AWS::SQS::Queue');
+  return logicalId;
+};
+
+/** The schedules that invoke a function, with their input parsed. */
+const schedulesOf = (name: JobFunction, from = template) =>
+  Object.values(from.findResources('AWS::Scheduler::Schedule', { Properties: { Target: { Arn: functionArn(name, from) } } })).map(
+    (schedule) => ({ ...schedule.Properties, input: JSON.parse(schedule.Properties.Target.Input) }),
+  );
+
+const sweepExpression = (name: JobFunction) => {
+  const minutes = SWEEP_SETTINGS[name].everyMinutes;
+  return `rate(${minutes} ${minutes === 1 ? 'minute' : 'minutes'})`;
+};
+
+describe('the sweep settings', () => {
+  it.each(JOB_FUNCTIONS)('are passed to the %s function as its environment', (name) => {
+    expect(functionNamed(name).properties.Environment.Variables).toMatchObject(sweepEnvironment(SWEEP_SETTINGS[name]));
+  });
+
+  it('give only the retry function the daily re-push limit', () => {
+    expect(retryFunction().properties.Environment.Variables.RETRY_DAILY_LIMIT).toBe(String(RETRY_DAILY_LIMIT));
+    expect(functionNamed('erp-update').properties.Environment.Variables.RETRY_DAILY_LIMIT).toBeUndefined();
+    expect(functionNamed('download').properties.Environment.Variables.RETRY_DAILY_LIMIT).toBeUndefined();
+  });
+});
+
+describe('the sweep schedules', () => {
+  it('are the only schedules of a stack without fixed batches', () => {
+    expect(DEFAULT_SCHEDULES.fixedBatches).toEqual([]);
+    template.resourceCountIs('AWS::Scheduler::Schedule', JOB_FUNCTIONS.length);
+  });
+
+  it.each(JOB_FUNCTIONS)('invoke the %s function as often as its settings say, to sweep, with the scheduled time', (name) => {
+    // Act
+    const schedules = schedulesOf(name);
+
+    // Assess
+    expect(schedules).toHaveLength(1);
+    expect(schedules[0]).toMatchObject({ ScheduleExpression: sweepExpression(name), State: 'ENABLED' });
+    expect(schedules[0]!.input).toEqual({ action: 'sweep', scheduledTime: SCHEDULED_TIME });
+  });
+
+  it.each(JOB_FUNCTIONS)('retry handing an invocation to the %s function twice within an hour, then park it in its dead-letter queue', (name) => {
+    expect(schedulesOf(name)[0]!.Target).toMatchObject({
+      RetryPolicy: { MaximumRetryAttempts: 2, MaximumEventAgeInSeconds: 3600 },
+      DeadLetterConfig: { Arn: { 'Fn::GetAtt': [deadLettersOf(name), 'Arn'] } },
+    });
+  });
+
+  it.each(JOB_FUNCTIONS)('run as a role that may invoke only the %s function and write only to its dead-letter queue', (name) => {
+    // Prepare
+    const roleId: string = schedulesOf(name)[0]!.Target.RoleArn['Fn::GetAtt'][0];
+    const role = template.toJSON().Resources[roleId];
+    const policies = template.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleId }] } });
+
+    // Assess
+    expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([
+      expect.objectContaining({
+        Principal: { Service: 'scheduler.amazonaws.com' },
+        Condition: { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' }, 'aws:SourceArn': expect.anything() } },
+      }),
+    ]);
+    expect(Object.values(policies).flatMap((policy) => policy.Properties.PolicyDocument.Statement)).toEqual([
+      {
+        Action: 'lambda:InvokeFunction',
+        Effect: 'Allow',
+        Resource: [functionArn(name), { 'Fn::Join': ['', [functionArn(name), ':*']] }],
+      },
+      { Action: 'sqs:SendMessage', Effect: 'Allow', Resource: { 'Fn::GetAtt': [deadLettersOf(name), 'Arn'] } },
+    ]);
+  });
+});
+
+describe('the asynchronous invocations', () => {
+  it.each(JOB_FUNCTIONS)('of the %s function are retried twice within an hour, then parked in its own dead-letter queue', (name) => {
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: functionNamed(name).logicalId },
+      Qualifier: '$LATEST',
+      MaximumRetryAttempts: 2,
+      MaximumEventAgeInSeconds: 3600,
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [deadLettersOf(name), 'Arn'] } } },
+    });
+  });
+});
+
+describe('the dead-letter queue', () => {
+  it('is one per function', () => {
+    template.resourceCountIs('AWS::SQS::Queue', JOB_FUNCTIONS.length);
+    expect(new Set(JOB_FUNCTIONS.map((name) => deadLettersOf(name))).size).toBe(JOB_FUNCTIONS.length);
+  });
+
+  it.each(JOB_FUNCTIONS)('of the %s function is encrypted by SQS, refuses requests not over TLS, and keeps messages 14 days', (name) => {
+    // Prepare
+    const queueId = deadLettersOf(name);
+
+    // Assess
+    expect(template.toJSON().Resources[queueId].Properties).toEqual({ SqsManagedSseEnabled: true, MessageRetentionPeriod: 14 * 24 * 3600 });
+    template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+      Queues: [{ Ref: queueId }],
+      PolicyDocument: {
+        Statement: [
+          Match.objectLike({ Effect: 'Deny', Action: 'sqs:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ],
+      },
+    });
+  });
+
+  it.each(JOB_FUNCTIONS)('of the %s function raises an alarm as soon as it holds a message, saying what to do', (name) => {
+    // Prepare
+    const alarms = Object.values(
+      template.findResources('AWS::CloudWatch::Alarm', {
+        Properties: { Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [deadLettersOf(name), 'QueueName'] } }] },
+      }),
+    );
+
+    // Assess
+    expect(alarms).toHaveLength(1);
+    expect(alarms[0]!.Properties).toMatchObject({
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Statistic: 'Maximum',
+      Period: 300,
+      EvaluationPeriods: 1,
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+    });
+    expect(alarms[0]!.Properties.AlarmDescription).toMatch(/Read the messages.*GET \/jobs/);
+    expect(alarms[0]!.Properties.AlarmActions).toBeUndefined();
+  });
+});
+
+describe('a stack built with its own schedule configuration', () => {
+  const morningRepush = [{ taxNum: '91310117568051222X', orderNo: '20240122150518179381' }];
+  const config: ScheduleConfig = {
+    sweeps: { ...SWEEP_SETTINGS, 'erp-update': { ...SWEEP_SETTINGS['erp-update'], everyMinutes: 2, batchSize: 7 } },
+    retryDailyLimit: 3,
+    fixedBatches: [{ name: 'morning-repush', function: 'retry', expression: 'cron(0 9 * * ? *)', jobs: morningRepush }],
+  };
+  const build = (id: string, schedules: ScheduleConfig) =>
+    Template.fromStack(new InvoiceStack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), id, { schedules }));
+  let configured: Template;
+
+  beforeAll(() => {
+    configured = build('Configured', config);
+  });
+
+  it('passes its sweep settings and daily limit to the functions', () => {
+    expect(functionNamed('erp-update', configured).properties.Environment.Variables).toMatchObject({ SWEEP_BATCH_SIZE: '7' });
+    expect(functionNamed('retry', configured).properties.Environment.Variables.RETRY_DAILY_LIMIT).toBe('3');
+    expect(schedulesOf('erp-update', configured)[0]).toMatchObject({ ScheduleExpression: 'rate(2 minutes)' });
+  });
+
+  it('invokes a fixed batch\'s function with its jobs and the scheduled time, at its cron expression in China time', () => {
+    // Act
+    const batches = schedulesOf('retry', configured).filter((schedule) => 'jobs' in schedule.input);
+
+    // Assess
+    expect(batches).toHaveLength(1);
+    expect(batches[0]).toMatchObject({ ScheduleExpression: 'cron(0 9 * * ? *)', ScheduleExpressionTimezone: 'Asia/Shanghai' });
+    expect(batches[0]!.input).toEqual({ jobs: morningRepush, scheduledTime: SCHEDULED_TIME });
+    expect(batches[0]!.Target).toMatchObject({
+      RetryPolicy: { MaximumRetryAttempts: 2, MaximumEventAgeInSeconds: 3600 },
+      DeadLetterConfig: { Arn: { 'Fn::GetAtt': [deadLettersOf('retry', configured), 'Arn'] } },
+    });
+    configured.resourceCountIs('AWS::Scheduler::Schedule', JOB_FUNCTIONS.length + 1);
+  });
+
+  it('is refused when a fixed batch\'s expression is neither cron(...) nor rate(...)', () => {
+    // Prepare
+    const batch = { ...config.fixedBatches[0]!, expression: '0 9 * * *' };
+
+    // Act
+    const act = () => build('BadExpression', { ...config, fixedBatches: [batch] });
+
+    // Assess
+    expect(act).toThrow("Fixed batch 'morning-repush': expression must be cron(...) or rate(...), got '0 9 * * *'");
   });
 });
