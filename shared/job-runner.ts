@@ -48,16 +48,19 @@ export function jobRunner(settings: JobRunnerSettings) {
     if (current && isLeaseLive(current.value)) return busy(current.value);
 
     const now = new Date();
+    // A job that ended (done or failed) and is asked for again starts over; an unfinished one goes on counting.
+    const unfinished = current !== undefined && (current.value.state === 'pending' || current.value.state === 'running');
     const claimedValue: JobRecord = {
       ...current?.value,
       fn,
       key: job.key,
       request: job.request,
       state: 'running',
-      attempts: (current?.value.attempts ?? 0) + 1,
+      attempts: unfinished ? current.value.attempts + 1 : 1,
       leaseUntil: new Date(now.getTime() + leaseSeconds * 1000).toISOString(),
       nextAttemptAt: undefined,
-      createdAt: current?.value.createdAt ?? now.toISOString(),
+      lastError: unfinished ? current.value.lastError : undefined,
+      createdAt: unfinished ? current.value.createdAt : now.toISOString(),
       updatedAt: now.toISOString(),
     };
     let claimed: Held<JobRecord> | undefined;

@@ -17,7 +17,7 @@ const listJobsSchema = z.object({
 });
 
 /** Where each function's listing stopped; absent functions are finished. */
-const cursorSchema = z.record(z.enum(JOB_FUNCTIONS as [JobFunction, ...JobFunction[]]), z.string());
+const cursorSchema = z.partialRecord(z.enum(JOB_FUNCTIONS as [JobFunction, ...JobFunction[]]), z.string());
 
 export async function listJobs(store: JobStore, query: Record<string, string | undefined> | undefined): Promise<HttpReply> {
   const request = parseRequest(listJobsSchema, query ?? {});

@@ -31,6 +31,8 @@ export class WorkStore {
    */
   async claim(query: DownloadQuery, current: Held<DownloadWork> | undefined): Promise<Held<DownloadWork> | undefined> {
     const now = new Date();
+    // A download that failed for good and is asked for again starts over (its kept answer stays usable).
+    const unfinished = current !== undefined && current.value.state !== 'failed';
     const value: DownloadWork = {
       ...current?.value,
       fn: 'download',
@@ -38,8 +40,8 @@ export class WorkStore {
       request: current?.value.request ?? query,
       state: 'running',
       leaseUntil: new Date(now.getTime() + this.leaseSeconds * 1000).toISOString(),
-      attempts: (current?.value.attempts ?? 0) + 1,
-      createdAt: current?.value.createdAt ?? now.toISOString(),
+      attempts: unfinished ? current.value.attempts + 1 : 1,
+      createdAt: unfinished ? current.value.createdAt : now.toISOString(),
       updatedAt: now.toISOString(),
     };
     if (!current) return this.jobs.create(value);
