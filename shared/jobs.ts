@@ -17,6 +17,9 @@ import type { ErrorBody } from '#shared/errors';
  *   pk       `{function}#{key}`
  *   queue    `{function}#open` while running or pending (dueAt: when the lease lapses / the next attempt is due)
  *            `{function}#failed` when failed (dueAt: when it failed); absent once done
+ *   dueAt    `{ISO time}#{pk}`: the time, then the job's own key, so that no two entries share an index key. Jobs
+ *            due in the same millisecond are ordered by key, and dynalite (local mode's DynamoDB), which keeps one
+ *            index entry per index key plus a six-hex-digit hash of the table key, cannot drop one of them.
  *   expiresAt  epoch seconds: done records are deleted by the table's TTL a day after they finish
  * Two other kinds of item share the table, under the same function prefix (so one IAM condition covers them):
  *   `{function}#count#{name}`  a counter with a ceiling (retry's re-pushes per order per day), expiring by TTL
@@ -115,14 +118,15 @@ export class JobStore {
     queue: JobQueue,
     options: { dueBy?: Date; limit: number; cursor?: string },
   ): Promise<JobPage<T>> {
-    const due = options.dueBy ? ' AND dueAt <= :dueBy' : '';
+    // An entry is `{time}#{pk}`, and `#` sorts just below `$`: this keeps every job due by then, whatever its key.
+    const due = options.dueBy ? ' AND dueAt < :dueBy' : '';
     const { Items = [], LastEvaluatedKey } = await this.documents.send(
       new QueryCommand({
         TableName: this.tableName,
         IndexName: JOBS_INDEX,
         KeyConditionExpression: `#queue = :queue${due}`,
         ExpressionAttributeNames: { '#queue': 'queue' },
-        ExpressionAttributeValues: { ':queue': `${fn}#${queue}`, ...(options.dueBy ? { ':dueBy': options.dueBy.toISOString() } : {}) },
+        ExpressionAttributeValues: { ':queue': `${fn}#${queue}`, ...(options.dueBy ? { ':dueBy': `${options.dueBy.toISOString()}$` } : {}) },
         Limit: options.limit,
         ExclusiveStartKey: options.cursor ? (JSON.parse(Buffer.from(options.cursor, 'base64url').toString()) as Record<string, unknown>) : undefined,
       }),
@@ -227,13 +231,14 @@ export function itemOf(record: JobRecord, version: number): Record<string, unkno
 
 /** Where a record sits in the byQueue index, and when a done one expires. */
 function indexAttributes(record: JobRecord): Record<string, string | number | undefined> {
+  const dueAt = (time: string) => `${time}#${pkOf(record.fn, record.key)}`;
   switch (record.state) {
     case 'running':
-      return { queue: `${record.fn}#open`, dueAt: record.leaseUntil ?? record.updatedAt };
+      return { queue: `${record.fn}#open`, dueAt: dueAt(record.leaseUntil ?? record.updatedAt) };
     case 'pending':
-      return { queue: `${record.fn}#open`, dueAt: record.nextAttemptAt ?? record.updatedAt };
+      return { queue: `${record.fn}#open`, dueAt: dueAt(record.nextAttemptAt ?? record.updatedAt) };
     case 'failed':
-      return { queue: `${record.fn}#failed`, dueAt: record.updatedAt };
+      return { queue: `${record.fn}#failed`, dueAt: dueAt(record.updatedAt) };
     case 'done':
       return { expiresAt: Math.floor(Date.parse(record.updatedAt) / 1000) + DONE_RECORD_SECONDS };
   }

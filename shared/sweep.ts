@@ -110,14 +110,15 @@ export function callLimiter({ concurrency, callsPerMinute }: Pick<SweepSettings,
     async slot(mayStart: () => boolean): Promise<{ release: () => void } | undefined> {
       while (running >= concurrency) await new Promise<void>((resolve) => waiting.push(resolve));
       running += 1;
-      const wait = nextStartAt - Date.now();
-      if (wait > 0) await sleep(wait);
+      // The start is booked before sleeping, so that slots asked for together are spaced too.
+      const startAt = Math.max(Date.now(), nextStartAt);
+      nextStartAt = startAt + spacingMs;
+      if (startAt > Date.now()) await sleep(startAt - Date.now());
       if (!mayStart()) {
         running -= 1;
         waiting.shift()?.();
         return undefined;
       }
-      nextStartAt = Math.max(Date.now(), nextStartAt) + spacingMs;
       let released = false;
       return {
         release: () => {

@@ -1,0 +1,289 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import {
+  JobInProgressError,
+  RecordedError,
+  toErrorResponse,
+  UpstreamRateLimitedError,
+  UpstreamRejectedError,
+  UpstreamUnavailableError,
+} from '#shared/errors';
+import { jobRunner, replyOf } from '#shared/job-runner';
+import { JobStore, type JobRecord } from '#shared/jobs';
+import type { HttpReply } from '#shared/middleware';
+import { startLocalDynamo, type LocalDynamo } from '../../local/dynamodb.ts';
+
+/**
+ * The job runner against the real JobStore on an in-memory dynalite, a fresh one for each test: the conditional
+ * writes, the byQueue index and the lease are DynamoDB's, not a mock's.
+ */
+
+const policy = { maxAttempts: 3, backoffBaseSeconds: 10, backoffMaxSeconds: 300 };
+const leaseSeconds = 60;
+
+let dynamo: LocalDynamo;
+let client: DynamoDBClient;
+let store: JobStore;
+
+beforeEach(async () => {
+  dynamo = await startLocalDynamo({ tables: ['jobs'] });
+  client = new DynamoDBClient({ endpoint: dynamo.endpoint, region: 'cn-north-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+  store = new JobStore(client, 'jobs');
+});
+afterEach(async () => {
+  vi.useRealTimers();
+  client.destroy();
+  await dynamo.close();
+});
+
+const run = () => jobRunner({ store, fn: 'retry', leaseSeconds, policy });
+const request = { taxNum: '91310117568051222X', orderNo: '20240122150518179381' };
+const succeeds = (): Promise<HttpReply> => Promise.resolve({ statusCode: 202, body: { status: 'retrying' } });
+const unreachable = () => Promise.reject(new UpstreamUnavailableError('fw199', 'fw199 answered HTTP 500'));
+const rejected = () => Promise.reject(new UpstreamRejectedError('fw199', 9001, '需登录'));
+
+/** A record as another invocation left it. */
+function recordOf(key: string, change: Partial<JobRecord>): JobRecord {
+  const now = new Date().toISOString();
+  return { fn: 'retry', key, request, state: 'pending', attempts: 1, createdAt: now, updatedAt: now, ...change };
+}
+
+describe('running a provider call as a recorded job', () => {
+  it('records a successful call as done with its answer, and no lease', async () => {
+    // Act
+    const outcome = await run()({ key: 'T/1', request }, succeeds);
+    // Assess
+    expect(outcome).toEqual({ state: 'done', reply: { statusCode: 202, body: { status: 'retrying' } } });
+    const held = await store.get('retry', 'T/1');
+    expect(held?.version).toBe(2);
+    expect(held?.value).toMatchObject({ state: 'done', attempts: 1, request, result: { statusCode: 202, body: { status: 'retrying' } } });
+    expect(held?.value.leaseUntil).toBeUndefined();
+    expect(held?.value.lastError).toBeUndefined();
+  });
+
+  it('records an unreachable provider as pending, with the error and the next attempt after the backoff', async () => {
+    // Act
+    const before = Date.now();
+    const outcome = await run()({ key: 'T/1', request }, unreachable);
+    const after = Date.now();
+    // Assess
+    expect(outcome.state).toBe('pending');
+    expect(outcome.state !== 'done' && outcome.error).toBeInstanceOf(UpstreamUnavailableError);
+    const record = (await store.get('retry', 'T/1'))!.value;
+    expect(record).toMatchObject({ state: 'pending', attempts: 1 });
+    expect(record.lastError).toEqual({ code: 'UPSTREAM_UNAVAILABLE', message: 'fw199 answered HTTP 500', statusCode: 502 });
+    expect(record.leaseUntil).toBeUndefined();
+    // The first attempt's backoff is between half the base and the base.
+    const nextAttemptAt = Date.parse(record.nextAttemptAt!);
+    expect(nextAttemptAt).toBeGreaterThanOrEqual(before + 5_000);
+    expect(nextAttemptAt).toBeLessThanOrEqual(after + 10_000);
+  });
+
+  it('records a rejection as failed, with no next attempt', async () => {
+    // Act
+    const outcome = await run()({ key: 'T/1', request }, rejected);
+    // Assess
+    expect(outcome.state).toBe('failed');
+    const record = (await store.get('retry', 'T/1'))!.value;
+    expect(record).toMatchObject({ state: 'failed', attempts: 1 });
+    expect(record.nextAttemptAt).toBeUndefined();
+    expect(record.lastError).toEqual({
+      code: 'UPSTREAM_REJECTED',
+      message: 'fw199 rejected the request: 需登录',
+      upstream: { provider: 'fw199', code: 9001, message: '需登录' },
+      statusCode: 422,
+    });
+  });
+
+  it('gives up a retryable job as failed once its attempts reach maxAttempts', async () => {
+    // Prepare
+    const runner = run();
+    await runner({ key: 'T/1', request }, unreachable);
+    await runner({ key: 'T/1', request }, unreachable);
+    // Act
+    const outcome = await runner({ key: 'T/1', request }, unreachable);
+    // Assess
+    expect(outcome.state).toBe('failed');
+    const record = (await store.get('retry', 'T/1'))!.value;
+    expect(record).toMatchObject({ state: 'failed', attempts: 3 });
+    expect(record.nextAttemptAt).toBeUndefined();
+  });
+
+  it('answers busy without calling when another invocation holds a live lease', async () => {
+    // Prepare
+    const running = recordOf('T/1', { state: 'running', leaseUntil: new Date(Date.now() + 30_000).toISOString() });
+    await store.create(running);
+    const call = vi.fn(succeeds);
+    // Act
+    const outcome = await run()({ key: 'T/1', request }, call);
+    // Assess
+    expect(call).not.toHaveBeenCalled();
+    expect(outcome.state).toBe('busy');
+    const error = outcome.state === 'busy' ? outcome.error : undefined;
+    expect(error).toBeInstanceOf(JobInProgressError);
+    expect(error?.retryAfterSeconds).toBeGreaterThanOrEqual(29);
+    expect(error?.retryAfterSeconds).toBeLessThanOrEqual(30);
+    expect(await store.get('retry', 'T/1')).toEqual({ value: running, version: 1 });
+  });
+
+  it('takes over a job whose lease lapsed', async () => {
+    // Prepare
+    await store.create(recordOf('T/1', { state: 'running', leaseUntil: new Date(Date.now() - 1_000).toISOString() }));
+    const call = vi.fn(succeeds);
+    // Act
+    const outcome = await run()({ key: 'T/1', request }, call);
+    // Assess
+    expect(call).toHaveBeenCalledOnce();
+    expect(outcome.state).toBe('done');
+    expect((await store.get('retry', 'T/1'))!.value).toMatchObject({ state: 'done', attempts: 2 });
+  });
+
+  it('answers busy without calling when the record a sweep read was replaced since', async () => {
+    // Prepare
+    await store.create(recordOf('T/1', { state: 'pending' }));
+    const read = (await store.get('retry', 'T/1'))!;
+    await store.replace(read, { ...read.value, request: { replacedBy: 'another sweep' } });
+    const call = vi.fn(succeeds);
+    // Act
+    const outcome = await run()({ key: 'T/1', request, held: read }, call);
+    // Assess
+    expect(call).not.toHaveBeenCalled();
+    expect(outcome.state).toBe('busy');
+    expect(outcome.state === 'busy' && outcome.error).toBeInstanceOf(JobInProgressError);
+    const held = (await store.get('retry', 'T/1'))!;
+    expect(held.version).toBe(2);
+    expect(held.value).toMatchObject({ state: 'pending', attempts: 1, request: { replacedBy: 'another sweep' } });
+  });
+});
+
+describe('replaying a scheduled run that AWS delivered twice', () => {
+  it('answers a finished run again from the record, without calling', async () => {
+    // Prepare
+    const runner = run();
+    await runner({ key: 'T/1', request, runId: 'run-1' }, succeeds);
+    const call = vi.fn(succeeds);
+    // Act
+    const outcome = await runner({ key: 'T/1', request, runId: 'run-1' }, call);
+    // Assess
+    expect(call).not.toHaveBeenCalled();
+    expect(outcome).toEqual({ state: 'done', reply: { statusCode: 202, body: { status: 'retrying' } } });
+    expect((await store.get('retry', 'T/1'))!.version).toBe(2);
+  });
+
+  it('gives a failed run its recorded error again, without calling', async () => {
+    // Prepare
+    const runner = run();
+    await runner({ key: 'T/1', request, runId: 'run-1' }, rejected);
+    const call = vi.fn(succeeds);
+    // Act
+    const outcome = await runner({ key: 'T/1', request, runId: 'run-1' }, call);
+    // Assess
+    expect(call).not.toHaveBeenCalled();
+    expect(outcome.state).toBe('failed');
+    expect(() => replyOf(outcome)).toThrow(RecordedError);
+    const error = outcome.state === 'failed' ? outcome.error : undefined;
+    expect(error).toBeInstanceOf(RecordedError);
+    expect(toErrorResponse(error)).toEqual(toErrorResponse(new UpstreamRejectedError('fw199', 9001, '需登录')));
+  });
+
+  it("gives a rate-limited run its recorded error again with the provider's Retry-After", async () => {
+    // Prepare
+    const runner = run();
+    await runner({ key: 'T/1', request, runId: 'run-1' }, () => Promise.reject(new UpstreamRateLimitedError('fw199', 429, '调用过于频繁', 30)));
+    const call = vi.fn(succeeds);
+    // Act
+    const outcome = await runner({ key: 'T/1', request, runId: 'run-1' }, call);
+    // Assess
+    expect(call).not.toHaveBeenCalled();
+    expect(outcome.state).toBe('pending');
+    const response = toErrorResponse(outcome.state === 'pending' ? outcome.error : undefined);
+    expect(response.statusCode).toBe(422);
+    expect(response.body.error.code).toBe('UPSTREAM_RATE_LIMITED');
+    expect(response.headers).toEqual({ 'retry-after': '30' });
+  });
+
+  it('calls again for a run other than the one that finished the job, counting its attempts anew', async () => {
+    // Prepare
+    const runner = run();
+    await runner({ key: 'T/1', request, runId: 'run-1' }, rejected);
+    const call = vi.fn(succeeds);
+    // Act
+    const outcome = await runner({ key: 'T/1', request, runId: 'run-2' }, call);
+    // Assess
+    expect(call).toHaveBeenCalledOnce();
+    expect(outcome.state).toBe('done');
+    const record = (await store.get('retry', 'T/1'))!.value;
+    expect(record).toMatchObject({ state: 'done', attempts: 1, lastRunId: 'run-2' });
+    expect(record.lastError).toBeUndefined();
+  });
+});
+
+describe('the queues the sweeps read', () => {
+  it('lists a pending job as open and a failed one as failed, and a done one in neither', async () => {
+    // Prepare
+    const runner = run();
+    await runner({ key: 'T/pending', request }, unreachable);
+    await runner({ key: 'T/failed', request }, rejected);
+    await runner({ key: 'T/done', request }, succeeds);
+    // Act
+    const open = await store.list('retry', 'open', { limit: 10 });
+    const failed = await store.list('retry', 'failed', { limit: 10 });
+    // Assess
+    expect(open.jobs.map((job) => job.value.key)).toEqual(['T/pending']);
+    expect(failed.jobs.map((job) => job.value.key)).toEqual(['T/failed']);
+    expect(open.cursor).toBeUndefined();
+  });
+});
+
+describe('the counter with a ceiling', () => {
+  it('allows exactly `ceiling` increments among 20 concurrent callers', async () => {
+    // Prepare
+    const expiresAt = new Date(Date.now() + 86_400_000);
+    // Act
+    const counted = await Promise.all(Array.from({ length: 20 }, () => store.countUpTo('retry', 'T/1#2026-11-22', 5, expiresAt)));
+    // Assess
+    expect(counted.filter(Boolean)).toHaveLength(5);
+    expect(await store.countUpTo('retry', 'T/1#2026-11-22', 5, expiresAt)).toBe(false);
+    expect(await store.countUpTo('retry', 'T/1#2026-11-23', 5, expiresAt)).toBe(true);
+  });
+});
+
+describe('the short lock of a sweep', () => {
+  it('lets one owner hold it, and the same owner take it again', async () => {
+    expect(await store.lock('retry', 'sweep', 'owner-a', 60)).toBe(true);
+    expect(await store.lock('retry', 'sweep', 'owner-b', 60)).toBe(false);
+    expect(await store.lock('retry', 'sweep', 'owner-a', 60)).toBe(true);
+  });
+
+  it('refuses a second owner until the first unlocks it', async () => {
+    // Prepare
+    await store.lock('retry', 'sweep', 'owner-a', 60);
+    // Act
+    await store.unlock('retry', 'sweep', 'owner-b'); // not its lock: no effect
+    const beforeUnlock = await store.lock('retry', 'sweep', 'owner-b', 60);
+    await store.unlock('retry', 'sweep', 'owner-a');
+    const afterUnlock = await store.lock('retry', 'sweep', 'owner-b', 60);
+    // Assess
+    expect(beforeUnlock).toBe(false);
+    expect(afterUnlock).toBe(true);
+    expect(await store.lock('retry', 'sweep', 'owner-a', 60)).toBe(false);
+  });
+
+  it('lets a second owner take it once it expired', async () => {
+    // Prepare
+    vi.useFakeTimers({ toFake: ['Date'], now: new Date('2026-11-22T08:00:00Z') });
+    await store.lock('retry', 'sweep', 'owner-a', 60);
+    vi.setSystemTime(new Date('2026-11-22T08:00:59Z'));
+    expect(await store.lock('retry', 'sweep', 'owner-b', 60)).toBe(false);
+    // Act
+    vi.setSystemTime(new Date('2026-11-22T08:01:01Z'));
+    const taken = await store.lock('retry', 'sweep', 'owner-b', 60);
+    // Assess
+    expect(taken).toBe(true);
+  });
+
+  it('keeps locks of different functions apart', async () => {
+    expect(await store.lock('retry', 'sweep', 'owner-a', 60)).toBe(true);
+    expect(await store.lock('download', 'sweep', 'owner-b', 60)).toBe(true);
+  });
+});
