@@ -87,7 +87,7 @@ describe.skipIf(!node24)('the bundled functions under Node 24', () => {
   });
 
   /** Runs one bundle in a fresh Node 24 process, as one Lambda instance, with each event in turn. */
-  async function invoke(name: string, events: unknown[]) {
+  async function invoke(name: string, events: unknown[], overrides: Record<string, string> = {}) {
     const bundle = bundles[name]!;
     const env = {
       PATH: process.env.PATH,
@@ -114,6 +114,7 @@ describe.skipIf(!node24)('the bundled functions under Node 24', () => {
       AWS_LAMBDA_FUNCTION_MEMORY_SIZE: bundle.memorySize,
       AWS_ENDPOINT_URL_SECRETS_MANAGER: secretsManager.url,
       AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+      ...overrides,
     };
     const { stdout } = await promisify(execFile)(
       node24!,
@@ -203,5 +204,34 @@ describe.skipIf(!node24)('the bundled functions under Node 24', () => {
     const stored = await fetch(first!.body.files.xml.url);
     expect(stored.status).toBe(200);
     expect(logs).not.toContain(JUMDATA_SANDBOX_CREDENTIALS.appSecret);
+  });
+
+  it('keeps a retry that met an HTTP 500, lists it on GET /jobs, and finishes it in a scheduled sweep', async () => {
+    // Prepare: the gateway fails this order's first push; no backoff, so the sweep finds it due at once
+    const orderNo = `${FW199_SANDBOX_ORDERS.flakyPrefix}BUNDLE`;
+    const request = httpEvent('POST /retry', { taxNum: '91310117568051222X', orderNo });
+    const listing = {
+      ...httpEvent('GET /jobs', undefined),
+      body: undefined,
+      queryStringParameters: { state: 'pending', function: 'retry' },
+      requestContext: { requestId: 'api-request-2', http: { method: 'GET', path: '/jobs' } },
+    };
+    const keysListed = async () => {
+      const { results: [listed] } = await invoke('download', [listing]);
+      expect(listed.statusCode).toBe(200);
+      return JSON.parse(listed.body).jobs.map((job: { key: string }) => job.key) as string[];
+    };
+    const overrides = { BACKOFF_BASE_SECONDS: '0' };
+    // Act
+    const { results: [failed] } = await invoke('retry', [request], overrides);
+    const listedBefore = await keysListed();
+    const { results: [report] } = await invoke('retry', [{ action: 'sweep', scheduledTime: '2026-11-22T02:00:00Z' }], overrides);
+    const listedAfter = await keysListed();
+    // Assess
+    expect(failed.statusCode).toBe(502);
+    expect(listedBefore).toContain(`91310117568051222X/${orderNo}`);
+    expect(report).toMatchObject({ fn: 'retry', processed: 1, done: 1, failed: 0 });
+    expect(fw199.received.filter((r) => r.fields.request_data === JSON.stringify({ orderno: orderNo }))).toHaveLength(2);
+    expect(listedAfter).not.toContain(`91310117568051222X/${orderNo}`);
   });
 });
