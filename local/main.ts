@@ -31,6 +31,11 @@ Try it:
   ${post('/download', { taxNum, invoiceNo: '24312000000022669098', issueDate: '2024-04-25', direction: 'sales' })}   # 200, then fromCache
   ${post('/download', { taxNum, invoiceNo: '24312000000000000301', issueDate: '2024-04-25', direction: 'sales' })}   # 422 (tax-bureau login)
   Then open a "link" from a download answer in a browser: 302 to the file in the local S3.
+  ${post('/retry', { taxNum, orderNo: FW199_SANDBOX_ORDERS.serverError })}   # 502, kept pending for the sweep
+  curl -s '${local.url}/jobs?state=pending'   # unfinished jobs, with their last error
+  curl -s '${local.url}/jobs?state=failed'    # jobs that will not be tried again
+
+Sweeps of unfinished jobs run every ${process.env.LOCAL_SWEEP_SECONDS ?? 60} s (LOCAL_SWEEP_SECONDS; 0 turns them off), as the stack's schedules do on AWS.
 
 Ctrl-C stops it.`);
 
