@@ -15,13 +15,17 @@ import { grantJobs, jobsTable } from './jobs-table.ts';
 import { DEFAULT_SCHEDULES, JobSchedules, scheduleEnvironment, type ScheduleConfig } from './schedules.ts';
 import type { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import type { JobFunction } from '../shared/jobs.ts';
+import { FUNCTION_TIMEOUT_SECONDS, LEASE_SECONDS } from '../shared/schedule-settings.ts';
 
 /**
- * API Gateway gives up on an integration after 29 s. A function behind it stops at 25 s, and gives a provider 10 s,
- * so that it answers 504 itself, with the error shape, instead of API Gateway's bare 503.
+ * API Gateway gives up on an integration after 29 s: a function answers an API request within 25 s (API_BUDGET_MS)
+ * and gives a provider 10 s, so that it answers 504 itself, with the error shape, instead of API Gateway's bare 503.
+ * Its timeout is longer, for the sweeps and batches, which fill the invocation with jobs and start none that could
+ * not finish in the time left. A claim on a job (LEASE_SECONDS) must outlast the timeout.
  */
-const FUNCTION_TIMEOUT = Duration.seconds(25);
+const FUNCTION_TIMEOUT = Duration.seconds(FUNCTION_TIMEOUT_SECONDS);
 const UPSTREAM_TIMEOUT = Duration.seconds(10);
+if (LEASE_SECONDS <= FUNCTION_TIMEOUT_SECONDS) throw new Error('LEASE_SECONDS must outlast the functions\' timeout');
 
 export interface InvoiceStackProps extends StackProps {
   /** `relaxed` accepts 18-character tax numbers without a valid GB 32100 check character (sandbox accounts). */
@@ -121,7 +125,6 @@ export class InvoiceStack extends Stack {
         MIRROR_MAX_FILE_BYTES: String(64 * 1024 * 1024),
         MIRROR_FILE_TIMEOUT_MS: '20000',
         PRESIGNED_URL_SECONDS: '600',
-        LEASE_SECONDS: '60',
         NODE_OPTIONS: DOWNLOAD_NODE_OPTIONS,
         TAX_NUM_CHECK: props.taxNumCheck ?? 'strict',
       },
@@ -158,6 +161,7 @@ export class InvoiceStack extends Stack {
         [spec.secret.envName]: secret.secretArn,
         UPSTREAM_TIMEOUT_MS: String(UPSTREAM_TIMEOUT.toMilliseconds()),
         JOBS_TABLE: this.jobs.tableName,
+        LEASE_SECONDS: String(LEASE_SECONDS),
         ...scheduleEnvironment(this.schedules, spec.name),
       },
     });

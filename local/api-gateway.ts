@@ -18,7 +18,7 @@ export interface LocalRoute {
   handler: LambdaHandler;
 }
 
-/** The functions' timeout on AWS (25 s, under API Gateway's 29 s): the time a request's Lambda context reports. */
+/** What a request's Lambda context reports here: the 25 s an API request has (API Gateway gives up at 29 s). */
 const API_BUDGET_MS = 25_000;
 
 const TEXT_BODY = /^(application\/(.+\+)?json|application\/x-www-form-urlencoded|text\/)/i;

@@ -4,6 +4,7 @@ import { createServer, type RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import type { JobFunction } from '#shared/jobs';
+import { FUNCTION_TIMEOUT_SECONDS } from '#shared/schedule-settings';
 import type { SweepReport } from '#shared/sweep';
 import { apiGateway, lambdaContext, type LambdaHandler } from './api-gateway.ts';
 import { startLocalDynamo, type LocalDynamo } from './dynamodb.ts';
@@ -27,7 +28,7 @@ export const LOCAL_BUCKET = 'einvoice-bridge-local';
 export const LOCAL_JOBS_TABLE = 'einvoice-bridge-local-jobs';
 
 /** The functions' timeout on AWS: what a scheduled invocation's context reports. */
-const SCHEDULED_BUDGET_MS = 25_000;
+const SCHEDULED_BUDGET_MS = FUNCTION_TIMEOUT_SECONDS * 1000;
 
 export interface LocalModeOptions {
   port?: number;
@@ -39,7 +40,7 @@ export interface LocalModeOptions {
   slowAnswerMs?: number;
   jumdata?: JumdataSandboxOptions;
   fw199?: Pick<Fw199SandboxOptions, 'port'>;
-  wdt?: Pick<WdtSandboxOptions, 'callsPerMinute'>;
+  wdt?: Pick<WdtSandboxOptions, 'callsPerMinute' | 'rateWindowMs'>;
   /** The time a request's Lambda context reports (API Gateway's 29 s; tests shorten it). */
   requestBudgetMs?: number;
   /**

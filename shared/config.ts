@@ -1,7 +1,7 @@
 import * as z from 'zod';
 import { ConfigurationError } from '#shared/errors';
 import type { JobFunction } from '#shared/jobs';
-import { RETRY_DAILY_LIMIT, SWEEP_SETTINGS } from '#shared/schedule-settings';
+import { LEASE_SECONDS, RETRY_DAILY_LIMIT, SWEEP_SETTINGS } from '#shared/schedule-settings';
 
 /**
  * Every environment variable the functions read, parsed once with zod. A bad or missing value stops the function
@@ -23,7 +23,7 @@ const commonShape = {
    * How long a claim on a job holds before another invocation may take the work over. It must outlast the
    * function's timeout (at most 900 s on Lambda), or two invocations could do one job (and pay for it) twice.
    */
-  LEASE_SECONDS: z.coerce.number().int().min(1).max(3_600).default(60),
+  LEASE_SECONDS: z.coerce.number().int().min(1).max(3_600).default(LEASE_SECONDS),
 };
 
 /** The sweep's settings, with the function's defaults from shared/schedule-settings.ts. */

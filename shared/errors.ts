@@ -135,6 +135,17 @@ export class JobInProgressError extends Error {
   }
 }
 
+/**
+ * The file links Jumdata was paid for died before the files were stored. A sweep does not pay again by itself;
+ * a person asks POST /download again.
+ */
+export class LinksExpiredError extends Error {
+  constructor(message: string) {
+    super(`${message}; ask POST /download again to buy new links`);
+    this.name = 'LinksExpiredError';
+  }
+}
+
 /** The deployment is missing something (a secret's value, a setting); the message says what, never a value. */
 export class ConfigurationError extends Error {
   constructor(message: string) {
@@ -193,6 +204,9 @@ export function toErrorResponse(error: unknown): ErrorResponse {
   }
   if (error instanceof JobInProgressError) {
     return { ...reply(409, 'JOB_IN_PROGRESS', error.message), headers: { 'retry-after': String(error.retryAfterSeconds) } };
+  }
+  if (error instanceof LinksExpiredError) {
+    return reply(410, 'LINKS_EXPIRED', error.message);
   }
   if (error instanceof ForbiddenError) {
     return reply(403, 'FORBIDDEN', error.message);

@@ -113,6 +113,34 @@ export function jobRunner(settings: JobRunnerSettings) {
   }
 }
 
+/**
+ * Keeps a job that a scheduled batch had no time to start: recorded pending and due now, so the next sweep does
+ * it. A job someone is working on is left to them; one that ended is started over with this request.
+ */
+export async function deferJob(store: JobStore, fn: JobFunction, key: string, request: unknown): Promise<void> {
+  const current = await store.get(fn, key);
+  if (current && current.value.state === 'running') return;
+  const now = new Date().toISOString();
+  const unfinished = current?.value.state === 'pending';
+  const value: JobRecord = {
+    ...current?.value,
+    fn,
+    key,
+    request,
+    state: 'pending',
+    attempts: unfinished ? current.value.attempts : 0,
+    nextAttemptAt: now,
+    lastError: { code: 'NOT_STARTED', message: 'the scheduled batch ran out of time before this job', statusCode: 202 },
+    createdAt: unfinished ? current.value.createdAt : now,
+    updatedAt: now,
+  };
+  try {
+    await (current ? store.replace(current, value) : store.create(value));
+  } catch (error) {
+    if (!(error instanceof JobConflictError)) throw error; // someone else took it meanwhile: theirs
+  }
+}
+
 /** The answer a finished job gave, given again (a scheduled run that AWS delivered twice). */
 function replay(record: JobRecord): JobRunOutcome {
   if (record.state === 'done' && record.result) return { state: 'done', reply: record.result };

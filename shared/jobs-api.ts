@@ -9,7 +9,7 @@ import { parseRequest } from '#shared/validation';
  * (running or waiting for their next attempt) or the failed ones, oldest due first, with their last error.
  */
 
-const listJobsSchema = z.object({
+export const listJobsSchema = z.object({
   state: z.enum(['pending', 'failed'], { error: "is required: 'pending' or 'failed'" }),
   function: z.enum(JOB_FUNCTIONS as [JobFunction, ...JobFunction[]], { error: "must be 'retry', 'erp-update' or 'download'" }).optional(),
   limit: z.coerce.number({ error: 'must be a number' }).int({ error: 'must be a whole number' }).min(1, { error: 'must be 1 to 100' }).max(100, { error: 'must be 1 to 100' }).default(50),

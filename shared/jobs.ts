@@ -14,7 +14,8 @@ import type { ErrorBody } from '#shared/errors';
  * any number of concurrent writers exactly one wins.
  *
  * Item layout (table `pk`, index `byQueue` on `queue` + `dueAt`):
- *   pk       `{function}#{key}`
+ *   pk       `{function}#job#{key}` (a key is any text, e.g. an ERP invoice number: the `job#` segment keeps it
+ *            apart from the counters and locks below)
  *   queue    `{function}#open` while running or pending (dueAt: when the lease lapses / the next attempt is due)
  *            `{function}#failed` when failed (dueAt: when it failed); absent once done
  *   dueAt    `{ISO time}#{pk}`: the time, then the job's own key, so that no two entries share an index key. Jobs
@@ -222,7 +223,9 @@ export class JobStore {
   }
 }
 
-const pkOf = (fn: JobFunction, key: string) => `${fn}#${key}`;
+/** The table key of a job's record. */
+export const jobPk = (fn: JobFunction, key: string) => `${fn}#job#${key}`;
+const pkOf = jobPk;
 
 /** The table item of a record at a version: the record, its key, and where it sits in the byQueue index. */
 export function itemOf(record: JobRecord, version: number): Record<string, unknown> {

@@ -5,6 +5,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context
 import * as z from 'zod';
 import { toErrorResponse, UnsupportedMediaTypeError, ValidationError } from '#shared/errors';
 import { logger } from '#shared/logger';
+import { callLimiter } from '#shared/sweep';
 
 /**
  * The middy stacks every function uses: one for API Gateway (HTTP API, payload v2) requests and one for scheduled
@@ -21,6 +22,12 @@ export interface HttpReply {
 export type ParsedHttpEvent = Omit<APIGatewayProxyEventV2, 'body'> & { body: unknown };
 
 type HttpRequest = middy.Request<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Error, Context>;
+
+/**
+ * The time an API request may take, whatever the function's timeout: API Gateway gives up on an integration after
+ * 29 s, and the function must answer first, with the error shape, rather than leave API Gateway's bare 503.
+ */
+export const API_BUDGET_MS = 25_000;
 
 export function httpHandler(handle: (event: ParsedHttpEvent, context: Context) => Promise<HttpReply>) {
   return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
@@ -111,18 +118,31 @@ export interface BatchReport {
   results: JobReport[];
 }
 
-/** Time kept in hand when a batch stops starting new jobs, so the report is still returned. */
-const BATCH_SAFETY_MARGIN_MS = 3_000;
+/** Time kept in hand after the last job a batch starts, so the report is still returned. */
+const BATCH_SAFETY_MARGIN_MS = 2_000;
 
 /** `scheduledTime` is EventBridge Scheduler's <aws.scheduler.scheduled-time>: the same for every retry of a run. */
 const batchEventSchema = z.object({ jobs: z.array(z.unknown()).max(1_000), scheduledTime: z.string().min(1).optional() });
 
+export interface BatchOptions {
+  /** The longest one job may take: no job is started with less time left than this and a margin. */
+  jobTimeoutMs: number;
+  /** Provider calls started per minute at most, as in the function's sweep. */
+  callsPerMinute: number;
+  /** Keeps a job the batch had no time to start, pending for the sweep. */
+  defer: (job: unknown) => Promise<void>;
+}
+
 /**
- * A scheduled batch `{"jobs": [...]}` whose jobs have the same bodies as the HTTP API. Jobs run one after another
- * (providers limit call rates) and each gets its own report; a bad job never stops the others. The invocation
- * itself does not fail for a failed job: AWS would retry the whole batch and push the good jobs again.
+ * A scheduled batch `{"jobs": [...]}` whose jobs have the same bodies as the HTTP API. Jobs run one after another,
+ * spaced as the sweep spaces its calls (providers limit call rates), and each gets its own report; a bad job never
+ * stops the others. The invocation itself does not fail for a failed job: AWS would retry the whole batch. Jobs
+ * the invocation has no time left for are kept pending, and the next sweep does them.
  */
-export function batchHandler(handleJob: (job: unknown, context: Context, runId?: string) => Promise<HttpReply>) {
+export function batchHandler(
+  handleJob: (job: unknown, context: Context, runId?: string) => Promise<HttpReply>,
+  options: BatchOptions,
+) {
   return middy<unknown, BatchReport>()
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .handler(async (event, context) => {
@@ -132,21 +152,27 @@ export function batchHandler(handleJob: (job: unknown, context: Context, runId?:
         return { received: 0, succeeded: 0, failed: 0, skipped: 0, results: [] };
       }
       const { jobs, scheduledTime } = parsed.data;
+      const limiter = callLimiter({ concurrency: 1, callsPerMinute: options.callsPerMinute });
+      const mayStart = () => context.getRemainingTimeInMillis() >= options.jobTimeoutMs + BATCH_SAFETY_MARGIN_MS;
       const results: JobReport[] = [];
       for (const [index, job] of jobs.entries()) {
-        if (context.getRemainingTimeInMillis() < BATCH_SAFETY_MARGIN_MS) break;
+        const slot = await limiter.slot(mayStart);
+        if (!slot) break;
         // A job is identified within its run by its place in the batch.
         const runId = scheduledTime === undefined ? undefined : `${scheduledTime}#${index}`;
-        results.push({ index, ...(await runJob(() => handleJob(job, context, runId))) });
+        results.push({ index, ...(await runJob(() => handleJob(job, context, runId)).finally(slot.release)) });
       }
       const succeeded = results.filter((r) => r.statusCode < 400).length;
-      const report = {
-        received: jobs.length,
-        succeeded,
-        failed: results.length - succeeded,
-        skipped: jobs.length - results.length,
-        results,
-      };
+      const failed = results.length - succeeded;
+      for (const [index, job] of jobs.entries()) {
+        if (index < results.length) continue;
+        const deferred = await runJob(async () => {
+          await options.defer(job);
+          return { statusCode: 202, body: { status: 'deferred', message: 'kept pending: the next sweep does it' } };
+        });
+        results.push({ index, ...deferred });
+      }
+      const report = { received: jobs.length, succeeded, failed, skipped: jobs.length - succeeded - failed, results };
       logger.info('batch finished', { ...report, results: undefined });
       return report;
     });

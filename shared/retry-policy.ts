@@ -1,6 +1,7 @@
 import {
   ConfigurationError,
   DailyLimitReachedError,
+  LinksExpiredError,
   UpstreamRateLimitedError,
   UpstreamRejectedError,
   UpstreamTemporaryError,
@@ -37,7 +38,9 @@ export function retryVerdict(error: unknown): { retryable: boolean; retryAfterSe
     return { retryable: true, retryAfterSeconds: error.retryAfterSeconds };
   }
   if (error instanceof DailyLimitReachedError) return { retryable: true, retryAfterSeconds: error.retryAfterSeconds };
-  if (error instanceof UpstreamRejectedError || error instanceof ValidationError) return { retryable: false, retryAfterSeconds: 0 };
+  if (error instanceof UpstreamRejectedError || error instanceof ValidationError || error instanceof LinksExpiredError) {
+    return { retryable: false, retryAfterSeconds: 0 };
+  }
   if (error instanceof ConfigurationError) return { retryable: true, retryAfterSeconds: 0 };
   // UpstreamUnavailableError, UpstreamTimeoutError, and anything unexpected (a throttled table, a reset).
   return { retryable: true, retryAfterSeconds: 0 };

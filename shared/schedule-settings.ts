@@ -30,6 +30,15 @@ export const SWEEP_SETTINGS: Record<JobFunction, SweepSettings> = {
   download: { everyMinutes: 1, batchSize: 20, concurrency: 2, callsPerMinute: 20, maxAttempts: 48, backoffBaseSeconds: 60, backoffMaxSeconds: 3_600 },
 };
 
+/**
+ * The functions' timeout. API requests are answered within API_BUDGET_MS whatever it is (API Gateway gives up at
+ * 29 s); the longer timeout is for the sweeps and batches, which start no job that could not finish in the time left.
+ */
+export const FUNCTION_TIMEOUT_SECONDS = 60;
+
+/** A claim on a job outlasts any invocation that could hold it, so no two invocations work on one job at once. */
+export const LEASE_SECONDS = 90;
+
 /** Re-pushes of one order per day (China time), whoever asks: well under Nuonuo's own cap of about 20 (E9613). */
 export const RETRY_DAILY_LIMIT = 5;
 

@@ -1,6 +1,7 @@
 import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import * as z from 'zod';
 import {
+  LinksExpiredError,
   RecordedError,
   toErrorResponse,
   UpstreamRateLimitedError,
@@ -18,13 +19,14 @@ import {
   type DownloadQuery,
   type JumdataClient,
 } from '#shared/providers/jumdata';
+import { deferJob } from '#shared/job-runner';
 import { isLeaseLive, type Held, type JobStore } from '#shared/jobs';
 import { backoffSeconds, type RetryPolicy } from '#shared/retry-policy';
 import type { JsonStore } from '#shared/storage';
 import { parseRequest, taxNumSchema } from '#shared/validation';
 import { invoicePrefix, invoiceRecordKey, readMirroredInvoice, type MirroredInvoice } from './archive.ts';
 import { mirrorInvoiceFiles } from './mirror.ts';
-import { WorkStore, type DownloadWork } from './work.ts';
+import { downloadJobKey, WorkStore, type DownloadWork } from './work.ts';
 
 export function downloadRequestSchema(checkCreditCode: boolean) {
   return z.object({
@@ -74,12 +76,10 @@ export interface DownloadOptions {
   sweep?: boolean;
 }
 
-/** The links Jumdata was paid for died before the files were stored, and a sweep does not pay again by itself. */
-export class LinksExpiredError extends UpstreamRejectedError {
-  constructor(message: string) {
-    super('jumdata', 'LINKS_EXPIRED', message, `${message}; ask POST /download again to buy new links`);
-    this.name = 'LinksExpiredError';
-  }
+/** A batch's download it had no time for: kept pending for the sweep (a paid-for answer it holds is kept too). */
+export async function deferDownload(jobs: JobStore, checkCreditCode: boolean, input: unknown): Promise<void> {
+  const query = parseRequest(downloadRequestSchema(checkCreditCode), input);
+  await deferJob(jobs, 'download', downloadJobKey(query), query);
 }
 
 /** How often a request that waits for another invocation's download looks again. */
@@ -153,7 +153,13 @@ export function downloadInvoice(deps: DownloadDeps) {
         return { kind: 'mirrored', fromCache: true, invoice: mirrored };
       }
       if (!hasUsableAnswer(held.value)) {
-        if (sweep && held.value.jumdata) throw new LinksExpiredError('the file links Jumdata was paid for are over a month old');
+        if (sweep && held.value.jumdata) {
+          throw new LinksExpiredError(
+            held.value.jumdata.linksGone
+              ? 'the file links Jumdata was paid for are gone (the file host refused them)'
+              : 'the file links Jumdata was paid for are over a month old',
+          );
+        }
         // A billed call is made only with time to keep its answer: an invocation killed in between pays twice.
         if (deadline - Date.now() < deps.jumdataTimeoutMs) throw new TimeBudgetExhausted();
         const answer = await deps.jumdata.fetchInvoice(query);
@@ -205,8 +211,11 @@ export function downloadInvoice(deps: DownloadDeps) {
       if (sweep && upstreamError instanceof FileFetchUnavailable && upstreamError.linkGone) {
         upstreamError = new LinksExpiredError(`the file links Jumdata was paid for are gone (${upstreamError.message})`);
       }
-      await recordFailure(held, upstreamError);
+      const recorded = await recordFailure(held, upstreamError);
       if (upstreamError instanceof TimeBudgetExhausted) {
+        if (recorded === 'failed') {
+          throw new UpstreamTimeoutError('jumdata', 0, `the files could not be mirrored in time in ${held.value.attempts} attempts; given up`);
+        }
         return pendingOutcome(query, 'the files are still being mirrored; the work is kept and will be finished later');
       }
       throw upstreamError;
@@ -226,9 +235,9 @@ export function downloadInvoice(deps: DownloadDeps) {
     return new Date(Math.max(at, Date.now())).toISOString();
   }
 
-  /** Keeps the unfinished work for a later run, or marks it failed when trying again cannot help. */
-  async function recordFailure(held: Held<DownloadWork>, error: unknown) {
-    const { retryable, retryAfterSeconds, dropAnswer } = classify(error);
+  /** Keeps the unfinished work for a later run, or marks it failed when trying again cannot help; says which. */
+  async function recordFailure(held: Held<DownloadWork>, error: unknown): Promise<'pending' | 'failed'> {
+    const { retryable, retryAfterSeconds, linksGone } = classify(error);
     const attempts = held.value.attempts;
     const gaveUp = retryable && attempts >= deps.retryPolicy.maxAttempts;
     const state = retryable && !gaveUp ? 'pending' : 'failed';
@@ -242,13 +251,14 @@ export function downloadInvoice(deps: DownloadDeps) {
         leaseUntil: undefined,
         lastError: { ...body.error, statusCode, retryAfter: headers?.['retry-after'] },
         nextAttemptAt: state === 'pending' ? nextAttemptAt(held.value, error, retryAfterSeconds) : undefined,
-        // Links that are gone for good (expired) are forgotten, so that the next attempt asks Jumdata anew.
-        jumdata: dropAnswer ? undefined : held.value.jumdata,
+        // Links that are gone for good (expired) are kept, marked: an API request buys new ones, a sweep does not.
+        jumdata: linksGone && held.value.jumdata ? { ...held.value.jumdata, linksGone: true } : held.value.jumdata,
       });
     } catch (recordError) {
       // The lease lapsed and another invocation took over: its record wins.
       logger.warn('unfinished download not recorded', { error: recordError });
     }
+    return state;
   }
 }
 
@@ -258,7 +268,7 @@ const LINK_LIFETIME_MS = 29 * 24 * 3600 * 1000;
 const LINK_SAFETY_MS = 6 * 3600 * 1000;
 
 const hasUsableAnswer = (work: DownloadWork) =>
-  work.jumdata !== undefined && Date.now() - Date.parse(work.jumdata.fetchedAt) < LINK_LIFETIME_MS;
+  work.jumdata !== undefined && !work.jumdata.linksGone && Date.now() - Date.parse(work.jumdata.fetchedAt) < LINK_LIFETIME_MS;
 
 async function removeFiles(deps: DownloadDeps, files: MirroredInvoice['files']) {
   await Promise.all(
@@ -289,15 +299,15 @@ function outcomeOf(query: DownloadQuery, work: DownloadWork): DownloadOutcome {
 }
 
 /** Whether trying the same work again later can succeed, how soon, and whether the kept links are still good. */
-function classify(error: unknown): { retryable: boolean; retryAfterSeconds: number; dropAnswer: boolean } {
-  const verdict = (retryable: boolean, retryAfterSeconds = 0, dropAnswer = false) => ({ retryable, retryAfterSeconds, dropAnswer });
+function classify(error: unknown): { retryable: boolean; retryAfterSeconds: number; linksGone: boolean } {
+  const verdict = (retryable: boolean, retryAfterSeconds = 0, linksGone = false) => ({ retryable, retryAfterSeconds, linksGone });
   if (error instanceof TimeBudgetExhausted) return verdict(true, 0);
   // Someone has to log in through Jumdata first: no point asking again within the hour.
   if (error instanceof TaxBureauLoginRequiredError) return verdict(true, 3_600);
   if (error instanceof UpstreamRateLimitedError || error instanceof UpstreamTemporaryError) {
     return verdict(true, error.retryAfterSeconds);
   }
-  if (error instanceof UpstreamRejectedError) return verdict(false);
+  if (error instanceof UpstreamRejectedError || error instanceof LinksExpiredError) return verdict(false);
   // The file host says the link is gone (expired): a new answer from Jumdata is needed, so try again without it.
   if (error instanceof FileFetchUnavailable && error.linkGone) return verdict(true, 0, true);
   if (error instanceof FileFetchUnavailable || error instanceof UnusableAnswerError) return verdict(error.retryable);

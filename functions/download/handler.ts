@@ -1,19 +1,18 @@
 import type { Context } from 'aws-lambda';
-import * as z from 'zod';
 import { loadDownloadConfig, sweepSettingsOf } from '#shared/config';
-import { ForbiddenError, NotFoundError } from '#shared/errors';
+import { ForbiddenError, NotFoundError, toErrorResponse, ValidationError } from '#shared/errors';
 import { parseAllowedHosts } from '#shared/file-fetch';
 import { listJobs } from '#shared/jobs-api';
-import { batchHandler, httpHandler, lambdaEntry, sweepHandler, type HttpReply, type ParsedHttpEvent } from '#shared/middleware';
+import { API_BUDGET_MS, batchHandler, httpHandler, lambdaEntry, sweepHandler, type HttpReply, type ParsedHttpEvent } from '#shared/middleware';
 import { createJumdataClient } from '#shared/providers/jumdata';
 import { jumdataSecretSchema, linkKeySecretSchema, loadProviderSecret } from '#shared/secrets';
 import { createJobStore, type Held, type JobRecord } from '#shared/jobs';
 import { sweep, type SweptState } from '#shared/sweep';
 import { createS3Client, JsonStore } from '#shared/storage';
-import { parseRequest, taxNumSchema } from '#shared/validation';
+import { parseRequest } from '#shared/validation';
 import { readMirroredInvoice } from './archive.ts';
-import { downloadInvoice } from './download-invoice.ts';
-import { isValidLinkSignature, presignGet } from './links.ts';
+import { deferDownload, downloadInvoice } from './download-invoice.ts';
+import { fileLinkSchema, isValidLinkSignature, presignGet } from './links.ts';
 import { presentInvoice } from './present.ts';
 
 const config = loadDownloadConfig();
@@ -50,10 +49,10 @@ const download = downloadInvoice({
 /** Time kept back from the invocation's remaining time to write records and answer. */
 const ANSWER_MARGIN_MS = 3_000;
 
-async function answerDownload(input: unknown, context: Context, baseUrl: string): Promise<HttpReply> {
+async function answerDownload(input: unknown, context: Context, baseUrl: string, budgetMs: number): Promise<HttpReply> {
   // The link key first: a missing key must stop the request before Jumdata bills it.
   const key = await linkKey();
-  const outcome = await download(input, Date.now() + context.getRemainingTimeInMillis() - ANSWER_MARGIN_MS);
+  const outcome = await download(input, Date.now() + Math.min(context.getRemainingTimeInMillis(), budgetMs) - ANSWER_MARGIN_MS);
   if (outcome.kind === 'pending') {
     const { taxNum, invoiceNo, issueDate } = outcome.query;
     return { statusCode: 202, body: { taxNum, invoiceNo, issueDate, status: 'pending', message: outcome.message } };
@@ -61,13 +60,6 @@ async function answerDownload(input: unknown, context: Context, baseUrl: string)
   const links = { s3, bucket: config.BUCKET_NAME, linkKey: key, baseUrl, presignSeconds: config.PRESIGNED_URL_SECONDS };
   return { statusCode: 200, body: await presentInvoice(outcome.invoice, outcome.fromCache, links) };
 }
-
-const fileLinkSchema = z.object({
-  taxNum: taxNumSchema(false),
-  invoiceNo: z.string().regex(/^(\d{20}|\d{8})$/, { error: 'must be 20 digits (数电) or 8 digits' }),
-  kind: z.enum(['pdf', 'ofd', 'xml'], { error: "must be 'pdf', 'ofd' or 'xml'" }),
-  sig: z.string({ error: 'is required: use the link from a download response' }).min(1),
-});
 
 /** GET /files/{taxNum}/{invoiceNo}/{kind}?sig=...: a durable link, answered with a fresh presigned URL. */
 async function answerFileLink(event: ParsedHttpEvent): Promise<HttpReply> {
@@ -93,34 +85,45 @@ function baseUrlOf(event: ParsedHttpEvent): string {
 }
 
 /**
- * A sweep's download: Jumdata's answer and a few seconds for the files. One that needs longer is left pending with
- * its paid answer kept, and the next sweep goes on from there without paying again.
+ * A sweep's (or batch's) download: the time an API request has. One that needs longer is left pending with its paid
+ * answer kept, and the next sweep goes on from there without paying again.
  */
-const sweepJobTimeoutMs = config.UPSTREAM_TIMEOUT_MS + 5_000;
+const sweepJobTimeoutMs = API_BUDGET_MS;
 
 /** A recorded download, taken up by the sweep; how it ended is read back from its record. */
 async function resumeDownload(job: Held<JobRecord>, deadline: number): Promise<SweptState> {
+  let failure: unknown;
   try {
     const outcome = await download(job.value.request, deadline, { sweep: true });
     if (outcome.kind === 'mirrored') return 'done';
-  } catch {
-    // Recorded on the job; the sweep reports the state it left.
+  } catch (error) {
+    failure = error; // recorded on the job, unless it came before the claim
   }
   const after = await jobs.get('download', job.value.key);
   if (!after || after.value.state === 'done') return 'done';
+  if (failure instanceof ValidationError && after.version === job.version) {
+    // It failed before claiming the job (its stored request no longer passes validation): due forever otherwise.
+    const { statusCode, body } = toErrorResponse(failure);
+    await jobs.replace(after, { ...after.value, state: 'failed', lastError: { ...body.error, statusCode }, updatedAt: new Date().toISOString() });
+    return 'failed';
+  }
   return after.value.state === 'running' ? 'skipped' : after.value.state;
 }
 
 function answerHttp(event: ParsedHttpEvent, context: Context): Promise<HttpReply> {
   if (event.routeKey === 'GET /jobs') return listJobs(jobs, event.queryStringParameters);
   if (event.requestContext.http.method === 'GET') return answerFileLink(event);
-  return answerDownload(event.body, context, baseUrlOf(event));
+  return answerDownload(event.body, context, baseUrlOf(event), API_BUDGET_MS);
 }
 
 export const handler = lambdaEntry(
   httpHandler(answerHttp),
   // A download is its own idempotency: a job run twice finds its files stored, and Jumdata is not asked again.
-  batchHandler((job, context) => answerDownload(job, context, config.PUBLIC_BASE_URL ?? '')),
+  batchHandler((job, context) => answerDownload(job, context, config.PUBLIC_BASE_URL ?? '', sweepJobTimeoutMs), {
+    jobTimeoutMs: sweepJobTimeoutMs,
+    callsPerMinute: settings.callsPerMinute,
+    defer: (job) => deferDownload(jobs, config.TAX_NUM_CHECK === 'strict', job),
+  }),
   sweepHandler((context) =>
     sweep({ store: jobs, fn: 'download', settings, jobTimeoutMs: sweepJobTimeoutMs, processJob: resumeDownload }, context),
   ),

@@ -10,7 +10,11 @@ export interface DownloadWork extends JobRecord {
   fn: 'download';
   request: DownloadQuery;
   /** Jumdata's billed answer, kept as soon as it arrives: finishing the work later costs no second call. */
-  jumdata?: JumdataInvoice & { fetchedAt: string };
+  jumdata?: JumdataInvoice & {
+    fetchedAt: string;
+    /** The file host refused the links (403/404/410): an API request buys new ones, a sweep records LINKS_EXPIRED. */
+    linksGone?: boolean;
+  };
 }
 
 export const downloadJobKey = (query: Pick<DownloadQuery, 'taxNum' | 'invoiceNo'>) => `${query.taxNum}/${query.invoiceNo}`;
@@ -37,7 +41,8 @@ export class WorkStore {
       ...current?.value,
       fn: 'download',
       key: downloadJobKey(query),
-      request: current?.value.request ?? query,
+      // The latest request wins: a corrected issue date or direction is what the next attempt sends.
+      request: query,
       state: 'running',
       leaseUntil: new Date(now.getTime() + this.leaseSeconds * 1000).toISOString(),
       attempts: unfinished ? current.value.attempts + 1 : 1,

@@ -29,6 +29,10 @@ const jobTimeoutMs = config.UPSTREAM_TIMEOUT_MS + 1_000;
 
 export const handler = lambdaEntry(
   httpHandler((event) => erp.answer(event.body)),
-  batchHandler((job, _context, runId) => erp.answer(job, runId)),
+  batchHandler((job, _context, runId) => erp.answer(job, runId), {
+    jobTimeoutMs,
+    callsPerMinute: settings.callsPerMinute,
+    defer: (job) => erp.defer(job),
+  }),
   sweepHandler((context) => sweep({ store, fn: 'erp-update', settings, jobTimeoutMs, processJob: (job) => erp.resume(job) }, context)),
 );

@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { jobRunner, replyOf, type JobRunnerSettings } from '#shared/job-runner';
+import { deferJob, jobRunner, replyOf, type JobRunnerSettings } from '#shared/job-runner';
 import type { Held, JobRecord } from '#shared/jobs';
 import type { HttpReply } from '#shared/middleware';
 import type { InvoiceStatus, WdtClient } from '#shared/providers/wdt';
@@ -71,6 +71,11 @@ export function updateErp(deps: { client: WdtClient; jobs: Omit<JobRunnerSetting
         send(parseRequest(erpUpdateRequestSchema, held.value.request)),
       );
       return outcome.state === 'busy' ? 'skipped' : outcome.state;
+    },
+    /** A batch's job it had no time for: kept pending for the sweep. */
+    async defer(input: unknown): Promise<void> {
+      const request = parseRequest(erpUpdateRequestSchema, input);
+      await deferJob(deps.jobs.store, 'erp-update', request.invoiceNo, request);
     },
   };
 }

@@ -31,6 +31,10 @@ const jobTimeoutMs = config.UPSTREAM_TIMEOUT_MS + 1_000;
 
 export const handler = lambdaEntry(
   httpHandler((event) => retry.answer(event.body)),
-  batchHandler((job, _context, runId) => retry.answer(job, runId)),
+  batchHandler((job, _context, runId) => retry.answer(job, runId), {
+    jobTimeoutMs,
+    callsPerMinute: settings.callsPerMinute,
+    defer: (job) => retry.defer(job),
+  }),
   sweepHandler((context) => sweep({ store, fn: 'retry', settings, jobTimeoutMs, processJob: (job) => retry.resume(job) }, context)),
 );

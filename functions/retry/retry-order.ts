@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { DailyLimitReachedError } from '#shared/errors';
-import { jobRunner, replyOf, type JobRunnerSettings } from '#shared/job-runner';
+import { deferJob, jobRunner, replyOf, type JobRunnerSettings } from '#shared/job-runner';
 import type { Held, JobRecord } from '#shared/jobs';
 import type { HttpReply } from '#shared/middleware';
 import type { Fw199Client } from '#shared/providers/fw199';
@@ -62,6 +62,11 @@ export function retryOrder(deps: RetryDeps) {
         push(parseRequest(schema, held.value.request)),
       );
       return outcome.state === 'busy' ? 'skipped' : outcome.state;
+    },
+    /** A batch's job it had no time for: kept pending for the sweep. */
+    async defer(input: unknown): Promise<void> {
+      const request = parseRequest(schema, input);
+      await deferJob(deps.jobs.store, 'retry', retryJobKey(request), request);
     },
   };
 }

@@ -50,6 +50,8 @@ export interface JumdataSandboxOptions {
   overCapBytes?: number;
   /** Calls a minute that Jumdata allows before it answers 609 (not billed). */
   callsPerMinute?: number;
+  /** The sliding window the rate is enforced over (default a minute; tests use a second). */
+  rateWindowMs?: number;
 }
 
 export interface JumdataSandbox {
@@ -73,6 +75,8 @@ export async function startJumdataSandbox(options: JumdataSandboxOptions = {}): 
   const files = new InvoiceFiles(options.fileBytes);
   let origin = '';
   const callsPerMinute = options.callsPerMinute ?? 600;
+  const windowMs = options.rateWindowMs ?? 60_000;
+  const callsPerWindow = Math.max(1, Math.floor((callsPerMinute * windowMs) / 60_000));
   const recentCalls: number[] = [];
   let refusedForRate = 0;
 
@@ -105,8 +109,8 @@ export async function startJumdataSandbox(options: JumdataSandboxOptions = {}): 
     const invoiceNo = fields.fphm!;
     const taskNo = randomBytes(12).toString('hex');
     const now = Date.now();
-    while (recentCalls.length > 0 && recentCalls[0]! <= now - 60_000) recentCalls.shift();
-    if (recentCalls.length >= callsPerMinute) {
+    while (recentCalls.length > 0 && recentCalls[0]! <= now - windowMs) recentCalls.shift();
+    if (recentCalls.length >= callsPerWindow) {
       refusedForRate += 1;
       return { code: 609, msg: '请求过于频繁,请稍候再试', taskNo, charge: false };
     }

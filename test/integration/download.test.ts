@@ -8,6 +8,7 @@ import { lambdaContext } from '../../local/api-gateway.ts';
 import { LOCAL_S3_CREDENTIALS } from '../../local/s3.ts';
 import { JUMDATA_SANDBOX_CREDENTIALS, JUMDATA_SANDBOX_INVOICES as INVOICES } from '../../local/sandboxes/jumdata.ts';
 import { linkSignature } from '../../functions/download/links.ts';
+import { jobPk } from '#shared/jobs';
 import type { BatchReport } from '#shared/middleware';
 import { signJumdata } from '#shared/providers/jumdata';
 import { useLocalMode } from '../helpers/local-mode.ts';
@@ -57,7 +58,7 @@ async function workRecord(invoiceNo: string): Promise<Record<string, any>> {
     new DynamoDBClient({ endpoint: state.local.dynamo!.endpoint, region: 'cn-north-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }),
   );
   const { Item } = await documents.send(
-    new GetCommand({ TableName: state.local.jobsTable, Key: { pk: `download#${taxNum}/${invoiceNo}` }, ConsistentRead: true }),
+    new GetCommand({ TableName: state.local.jobsTable, Key: { pk: jobPk('download', `${taxNum}/${invoiceNo}`) }, ConsistentRead: true }),
   );
   return Item!;
 }
@@ -188,7 +189,8 @@ describe('POST /download: what Jumdata refuses', () => {
     const first = await download(INVOICES.expiredLinks);
     expect(first.status).toBe(502);
     expect(first.body.error.message).toContain('HTTP 404');
-    expect(await workRecord(INVOICES.expiredLinks)).not.toHaveProperty('jumdata');
+    // The dead answer is kept, marked: an API request buys new links; a sweep would record LINKS_EXPIRED instead.
+    expect(await workRecord(INVOICES.expiredLinks)).toMatchObject({ state: 'pending', jumdata: { linksGone: true } });
     const second = await download(INVOICES.expiredLinks);
     expect(second.status).toBe(200);
     expect(jumdata().billedCallsFor(INVOICES.expiredLinks)).toBe(2);
@@ -276,20 +278,21 @@ describe('GET /files/{taxNum}/{invoiceNo}/{kind}: durable links', () => {
 });
 
 describe('a scheduled batch to the download function', () => {
-  it('starts no billed call without the time to keep its answer, and keeps the job pending', async () => {
+  it('keeps a job it has no time for pending for the sweep, with no Jumdata call', async () => {
     const { handler } = await import('../../functions/download/handler.ts');
     const invoiceNo = '24312000000055550040';
-    // 3.5 s left: the batch starts the job, but only 0.5 s remain after the answer margin, less than a Jumdata call.
+    // 3.5 s left: less than a download's budget (25 s) and the margin, so the job is not started.
     const report = (await handler({ jobs: [request(invoiceNo)] }, lambdaContext('download', 3_500))) as BatchReport;
-    expect(report.results[0]).toMatchObject({ statusCode: 202, body: { status: 'pending' } });
+    expect(report).toMatchObject({ received: 1, succeeded: 0, failed: 0, skipped: 1 });
+    expect(report.results[0]).toMatchObject({ statusCode: 202, body: { status: 'deferred' } });
     expect(jumdata().received.filter((r) => r.fields.fphm === invoiceNo)).toHaveLength(0);
-    expect(await workRecord(invoiceNo)).toMatchObject({ state: 'pending', lastError: { code: 'TIME_BUDGET_EXHAUSTED' } });
+    expect(await workRecord(invoiceNo)).toMatchObject({ state: 'pending', attempts: 0, lastError: { code: 'NOT_STARTED' } });
   });
 
   it('mirrors each job and reports each one', async () => {
     const { handler } = await import('../../functions/download/handler.ts');
     const jobs = [request('24312000000055550030'), request(INVOICES.success), { ...request('x'), direction: 'sales' }];
-    const report = (await handler({ jobs }, lambdaContext('download', 20_000))) as BatchReport;
+    const report = (await handler({ jobs }, lambdaContext('download', 60_000))) as BatchReport;
     expect(report.results.map((r) => r.statusCode)).toEqual([200, 200, 400]);
     expect(report.results[1]!.body).toMatchObject({ fromCache: true });
     expect(jumdata().billedCallsFor('24312000000055550030')).toBe(1);

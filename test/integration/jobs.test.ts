@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { FW199_SANDBOX_ORDERS as ORDERS } from '../../local/sandboxes/fw199.ts';
 import { JUMDATA_SANDBOX_INVOICES } from '../../local/sandboxes/jumdata.ts';
 import { WDT_SANDBOX_INVOICES } from '../../local/sandboxes/wdt.ts';
-import { itemOf, type JobFunction, type JobRecord } from '#shared/jobs';
+import { itemOf, jobPk, type JobFunction, type JobRecord } from '#shared/jobs';
 import type { BatchReport } from '#shared/middleware';
 import { useLocalMode } from '../helpers/local-mode.ts';
 
@@ -32,7 +32,7 @@ const documents = () =>
 
 async function record(fn: JobFunction, key: string): Promise<Record<string, any> | undefined> {
   const { Item } = await documents().send(
-    new GetCommand({ TableName: state.local.jobsTable, Key: { pk: `${fn}#${key}` }, ConsistentRead: true }),
+    new GetCommand({ TableName: state.local.jobsTable, Key: { pk: jobPk(fn, key) }, ConsistentRead: true }),
   );
   return Item;
 }
@@ -242,9 +242,28 @@ describe('a download the sweep cannot finish', () => {
     expect(state.local.sandboxes.jumdata!.billedCallsFor(invoiceNo)).toBe(0);
     const failed = await get('/jobs?state=failed&function=download');
     const job = failed.body.jobs.find((j: any) => j.key === `${taxNum}/${invoiceNo}`);
-    expect(job).toMatchObject({ state: 'failed', lastError: { upstream: { code: 'LINKS_EXPIRED' } } });
+    expect(job).toMatchObject({ state: 'failed', lastError: { code: 'LINKS_EXPIRED', statusCode: 410 } });
     // The listing never shows the paid-for links
     expect(JSON.stringify(failed.body)).not.toContain('https://x/p');
+  });
+
+  it('is recorded as LINKS_EXPIRED when an API request found the paid-for links dead: the sweep does not pay again', async () => {
+    // Prepare: the links of Jumdata's first answer for this invoice answer 404
+    const invoiceNo = JUMDATA_SANDBOX_INVOICES.expiredLinks;
+    const first = await post('/download', { taxNum, invoiceNo, issueDate: '2024-04-25', direction: 'sales' });
+    expect(first.status).toBe(502);
+    expect(state.local.sandboxes.jumdata!.billedCallsFor(invoiceNo)).toBe(1);
+    // Act
+    await untilDue('download', `${taxNum}/${invoiceNo}`);
+    const report = await state.local.sweep('download');
+    // Assess
+    expect(report).toMatchObject({ failed: 1 });
+    expect(state.local.sandboxes.jumdata!.billedCallsFor(invoiceNo)).toBe(1);
+    expect(await record('download', `${taxNum}/${invoiceNo}`)).toMatchObject({ state: 'failed', lastError: { code: 'LINKS_EXPIRED' } });
+    // A person asking again buys new links, and the download completes
+    const again = await post('/download', { taxNum, invoiceNo, issueDate: '2024-04-25', direction: 'sales' });
+    expect(again.status).toBe(200);
+    expect(state.local.sandboxes.jumdata!.billedCallsFor(invoiceNo)).toBe(2);
   });
 
   it('keeps a tax-bureau login failure pending for at least an hour', async () => {
@@ -255,6 +274,28 @@ describe('a download the sweep cannot finish', () => {
     const kept = await record('download', `${taxNum}/${JUMDATA_SANDBOX_INVOICES.loginRequired}`);
     expect(kept).toMatchObject({ state: 'pending' });
     expect(Date.parse(kept!.nextAttemptAt) - Date.parse(kept!.updatedAt)).toBeGreaterThanOrEqual(3_600_000);
+  });
+});
+
+describe('the sweeps themselves', () => {
+  it('run one at a time per function: a second sweep started meanwhile does nothing', async () => {
+    // Act
+    const [first, second] = await Promise.all([state.local.sweep('erp-update'), state.local.sweep('erp-update')]);
+    // Assess
+    expect([first.alreadyRunning, second.alreadyRunning].filter(Boolean)).toHaveLength(1);
+    // Once both have ended, the next sweep runs.
+    expect((await state.local.sweep('erp-update')).alreadyRunning).toBeUndefined();
+  });
+
+  it('are not stopped by a job whose key looks like their lock', async () => {
+    // Prepare: an ERP invoice number may be any text, this one too
+    const answer = await post('/erp-update', { invoiceNo: 'lock#sweep', status: 75 });
+    expect(answer.status).toBe(422);
+    // Act
+    const report = await state.local.sweep('erp-update');
+    // Assess
+    expect(report.alreadyRunning).toBeUndefined();
+    expect(await record('erp-update', 'lock#sweep')).toMatchObject({ state: 'failed' });
   });
 });
 

@@ -157,12 +157,28 @@ describe('a scheduled batch to the retry function', () => {
     expect(sandbox().received.length).toBe(callsBefore + 3);
   });
 
-  it('starts no job when the invocation is about to run out of time, and reports them skipped', async () => {
+  it('starts no job when the invocation is about to run out of time, and keeps it pending for the sweep', async () => {
     const { handler } = await import('../../functions/retry/handler.ts');
     const callsBefore = sandbox().received.length;
-    const report = await handler({ jobs: [{ taxNum, orderNo: 'LATE-1' }] }, lambdaContext('retry', 1_000));
-    expect(report).toMatchObject({ received: 1, succeeded: 0, failed: 0, skipped: 1, results: [] });
+    const report = await handler(
+      { jobs: [{ taxNum, orderNo: 'LATE-1' }, { taxNum: 'bad', orderNo: 'LATE-2' }] },
+      lambdaContext('retry', 1_000),
+    );
+    expect(report).toMatchObject({
+      received: 2,
+      succeeded: 0,
+      failed: 0,
+      skipped: 2,
+      results: [
+        { index: 0, statusCode: 202, body: { status: 'deferred' } },
+        // A job that could never run is not kept: its report says why.
+        { index: 1, statusCode: 400, body: { error: { code: 'VALIDATION_FAILED' } } },
+      ],
+    });
     expect(sandbox().received.length).toBe(callsBefore);
+    const pending = (await handler({ action: 'sweep' }, lambdaContext('retry', 60_000))) as { done: number };
+    expect(pending.done).toBe(1);
+    expect(sandbox().received.map((r) => r.fields.request_data).filter((data) => data?.includes('LATE-1'))).toHaveLength(1);
   });
 });
 

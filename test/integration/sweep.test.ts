@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { FW199_SANDBOX_ORDERS } from '../../local/sandboxes/fw199.ts';
 import { JUMDATA_SANDBOX_INVOICES } from '../../local/sandboxes/jumdata.ts';
 import { WDT_SANDBOX_INVOICES } from '../../local/sandboxes/wdt.ts';
-import { itemOf, JOB_FUNCTIONS, JobStore, type JobFunction, type JobRecord } from '#shared/jobs';
+import { itemOf, JOB_FUNCTIONS, jobPk, JobStore, type JobFunction, type JobRecord } from '#shared/jobs';
 import type { SweepReport } from '#shared/sweep';
 import { useLocalMode } from '../helpers/local-mode.ts';
 
@@ -22,8 +22,13 @@ const SWEEP_CALLS_PER_MINUTE = 12_000;
 const SWEEP_CONCURRENCY = 8;
 const LEASE_SECONDS = 3;
 
+// The sandboxes enforce their rate over every sliding second (250 calls), so a sweep that bunched its calls, even
+// at the right average, would be refused.
 const { state } = useLocalMode(
-  { wdt: { callsPerMinute: PROVIDER_CALLS_PER_MINUTE }, jumdata: { callsPerMinute: PROVIDER_CALLS_PER_MINUTE, fileBytes: 0 } },
+  {
+    wdt: { callsPerMinute: PROVIDER_CALLS_PER_MINUTE, rateWindowMs: 1_000 },
+    jumdata: { callsPerMinute: PROVIDER_CALLS_PER_MINUTE, rateWindowMs: 1_000, fileBytes: 0 },
+  },
   {
     TAX_NUM_CHECK: 'relaxed',
     SWEEP_CALLS_PER_MINUTE: String(SWEEP_CALLS_PER_MINUTE),
@@ -168,11 +173,11 @@ describe('a sweep over 10,000 recorded jobs', () => {
     // Assess: every job ended as it should, in the table
     const items = await allJobItems();
     const wrong = jobs.filter((job) => {
-      const item = items.get(`${job.record.fn}#${job.record.key}`);
+      const item = items.get(jobPk(job.record.fn, job.record.key));
       const expectedState = job.expected === 'failed' ? 'failed' : 'done';
       return item?.state !== expectedState;
     });
-    expect(wrong.map((job) => JSON.stringify(items.get(`${job.record.fn}#${job.record.key}`) ?? job.record.key))).toEqual([]);
+    expect(wrong.map((job) => JSON.stringify(items.get(jobPk(job.record.fn, job.record.key)) ?? job.record.key))).toEqual([]);
     // none twice: one provider call per job, two where the first failed
     const callsOff = jobs.filter((job) => job.callsSeen() !== (job.expected === 'done-after-one-failure' ? 2 : 1));
     expect(callsOff.map((job) => `${job.record.fn}#${job.record.key}: ${job.callsSeen()}`)).toEqual([]);
@@ -221,7 +226,7 @@ describe('a sweep that dies half way', () => {
     child.kill('SIGKILL');
     await exited;
     const pushedBeforeCrash = crashPushes();
-    const leftRunning = [...(await allJobItems()).values()].filter((item) => item.pk.startsWith(`retry#${taxNum}/CRASH-`) && item.state === 'running');
+    const leftRunning = [...(await allJobItems()).values()].filter((item) => item.pk.startsWith(jobPk('retry', `${taxNum}/CRASH-`)) && item.state === 'running');
 
     // A second sweep: the dead one's lock (its invocation time) and leases lapse, then it takes over
     await new Promise((resolve) => setTimeout(resolve, 8_500));
@@ -231,12 +236,12 @@ describe('a sweep that dies half way', () => {
     expect(pushedBeforeCrash).toBeGreaterThanOrEqual(60);
     expect(pushedBeforeCrash).toBeLessThan(300);
     const items = await allJobItems();
-    expect(orderNos.filter((orderNo) => items.get(`retry#${taxNum}/${orderNo}`)?.state !== 'done')).toEqual([]);
+    expect(orderNos.filter((orderNo) => items.get(jobPk('retry', `${taxNum}/${orderNo}`))?.state !== 'done')).toEqual([]);
     const counts = pushes();
     const twice = orderNos.filter((orderNo) => (counts.get(`${taxNum}/${orderNo}`) ?? 0) > 1);
     // Only a job whose push the dead sweep made but could not record is pushed again, and never more than twice.
     expect(twice.length).toBeLessThanOrEqual(SWEEP_CONCURRENCY);
-    expect(twice.every((orderNo) => leftRunning.some((item) => item.pk === `retry#${taxNum}/${orderNo}`))).toBe(true);
+    expect(twice.every((orderNo) => leftRunning.some((item) => item.pk === jobPk('retry', `${taxNum}/${orderNo}`)))).toBe(true);
     expect(orderNos.every((orderNo) => (counts.get(`${taxNum}/${orderNo}`) ?? 0) >= 1 && (counts.get(`${taxNum}/${orderNo}`) ?? 0) <= 2)).toBe(true);
   });
 });

@@ -12,7 +12,7 @@ describe('the retry function configuration', () => {
       UPSTREAM_TIMEOUT_MS: 10_000,
       TAX_NUM_CHECK: 'strict',
       JOBS_TABLE: 'jobs',
-      LEASE_SECONDS: 60,
+      LEASE_SECONDS: 90,
       RETRY_DAILY_LIMIT: 5,
       SWEEP_BATCH_SIZE: 50,
       SWEEP_CONCURRENCY: 2,

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   ConfigurationError,
   DailyLimitReachedError,
+  LinksExpiredError,
   UpstreamRateLimitedError,
   UpstreamRejectedError,
   UpstreamTemporaryError,
@@ -10,7 +11,6 @@ import {
   ValidationError,
 } from '#shared/errors';
 import { backoffSeconds, retryVerdict, type RetryPolicy } from '#shared/retry-policy';
-import { LinksExpiredError } from '../../functions/download/download-invoice.ts';
 
 const policy: RetryPolicy = { maxAttempts: 8, backoffBaseSeconds: 10, backoffMaxSeconds: 300 };
 const lowest = () => 0;
