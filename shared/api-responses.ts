@@ -1,0 +1,103 @@
+import * as z from 'zod';
+import { JOB_FUNCTIONS, type JobFunction } from '#shared/jobs';
+
+/**
+ * The bodies the HTTP API answers, as zod schemas: the responses of openapi.json (infra/openapi.ts). The handlers
+ * build their answers without them, so test/unit/openapi.test.ts checks real answers against them instead.
+ */
+
+/** The one error shape of every route (ErrorBody in shared/errors.ts). */
+export const errorBodySchema = z.object({
+  error: z.object({
+    code: z.string().describe('What went wrong, e.g. `VALIDATION_FAILED`; each response names the codes it carries'),
+    message: z.string(),
+    details: z.array(z.object({ field: z.string(), message: z.string() })).optional().describe('400: every bad field'),
+    upstream: z
+      .object({ provider: z.enum(['fw199', 'wdt', 'jumdata']), code: z.union([z.string(), z.number()]), message: z.string() })
+      .optional()
+      .describe("The provider's own code and message, when it refused"),
+  }),
+});
+
+/** POST /retry, 200: the order was already issued. */
+export const retryIssuedSchema = z.object({
+  orderNo: z.string(),
+  status: z.literal('issued'),
+  message: z.string().describe("The gateway's message"),
+  invoiceNo: z.string(),
+  pdfUrl: z.string().describe("The invoice's pdf as the gateway links it"),
+});
+
+/** POST /retry, 202: Nuonuo issues again (retrying) or is still issuing (in_progress); the result is pushed later. */
+export const retryAcceptedSchema = z.object({
+  orderNo: z.string(),
+  status: z.enum(['retrying', 'in_progress']),
+  message: z.string().describe("The gateway's message"),
+});
+
+/** POST /erp-update, 200: WDT took the update. */
+export const erpUpdateResultSchema = z.object({
+  invoiceNo: z.string(),
+  status: z.literal([65, 75, 80]),
+  message: z.string().describe("WDT's message"),
+});
+
+const mirroredFileSchema = z.object({
+  url: z.url().describe('A presigned S3 URL, short-lived: hand out `link` instead'),
+  expiresAt: z.iso.datetime(),
+  link: z.url().describe('The durable link (GET /files/...), valid as long as the file exists'),
+  bytes: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  contentType: z.enum(['application/pdf', 'application/zip']).describe("What the file's bytes are"),
+});
+
+/** POST /download, 200: the invoice is mirrored (now, or earlier: fromCache). */
+export const downloadResultSchema = z.object({
+  taxNum: z.string(),
+  invoiceNo: z.string(),
+  issueDate: z.iso.date(),
+  direction: z.enum(['sales', 'purchase']),
+  fromCache: z.boolean().describe('Answered from S3, with no (billed) Jumdata call'),
+  mirroredAt: z.iso.datetime(),
+  invoice: z.object({ voided: z.boolean(), redFlushed: z.boolean(), buyerTaxNum: z.string().optional() }),
+  files: z.object({ pdf: mirroredFileSchema, ofd: mirroredFileSchema, xml: mirroredFileSchema }),
+});
+
+/** POST /download, 202: the files could not be stored within the request's time; a sweep finishes the work. */
+export const downloadPendingSchema = z.object({
+  taxNum: z.string(),
+  invoiceNo: z.string(),
+  issueDate: z.iso.date(),
+  status: z.literal('pending'),
+  message: z.string(),
+});
+
+/** GET /files/..., 302: the presigned URL of the Location header, and when it expires. */
+export const fileLinkRedirectSchema = z.object({
+  url: z.url(),
+  expiresAt: z.iso.datetime(),
+});
+
+/** GET /jobs, 200. */
+export const jobListSchema = z.object({
+  state: z.enum(['pending', 'failed']),
+  cursor: z.string().optional().describe('Pass as `cursor` for the next page; absent on the last one'),
+  jobs: z.array(
+    z.object({
+      function: z.enum(JOB_FUNCTIONS as [JobFunction, ...JobFunction[]]),
+      key: z.string(),
+      // Done jobs leave the index that GET /jobs reads.
+      state: z.enum(['running', 'pending', 'failed']),
+      request: z.unknown().describe('The request as its route took it'),
+      attempts: z.number().int().nonnegative(),
+      lastError: errorBodySchema.shape.error
+        .extend({ statusCode: z.number().int().min(100).max(599), retryAfter: z.string().optional() })
+        .optional()
+        .describe('The answer the last attempt gave'),
+      nextAttemptAt: z.iso.datetime().optional(),
+      leaseUntil: z.iso.datetime().optional().describe('While running: when another invocation may take the job over'),
+      createdAt: z.iso.datetime(),
+      updatedAt: z.iso.datetime(),
+    }),
+  ),
+});
