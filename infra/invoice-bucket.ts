@@ -1,13 +1,14 @@
 import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import { Effect, PolicyStatement, type IGrantable } from 'aws-cdk-lib/aws-iam';
-import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
+import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership, StorageClass } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
+import type { StackConfig } from './config.ts';
 
 /**
  * The archive: the invoices' files and their records (invoices/). Private,
  * TLS only, encrypted, versioned (an overwritten or deleted invoice file can be recovered), with its own access log.
  */
-export function invoiceBucket(scope: Construct): Bucket {
+export function invoiceBucket(scope: Construct, archive: StackConfig['archive']): Bucket {
   const accessLogs = new Bucket(scope, 'ArchiveAccessLogs', {
     blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
     enforceSSL: true,
@@ -30,15 +31,31 @@ export function invoiceBucket(scope: Construct): Bucket {
     serverAccessLogsPrefix: 'archive/',
     // Invoices must be kept for years: the bucket outlives the stack.
     removalPolicy: RemovalPolicy.RETAIN,
+    // Without a default retention: the download function locks each invoice's objects once all are stored, so that
+    // the objects of an attempt that failed half way can still be removed.
+    objectLockEnabled: archive.objectLockYears !== undefined ? true : undefined,
     lifecycleRules: [
       // A function that died mid-upload leaves parts that cost money and are never completed.
       { id: 'abort-incomplete-uploads', abortIncompleteMultipartUploadAfter: Duration.days(1) },
+      // Mirrored invoices are kept for years and rarely read: cheaper classes that still open at once through a
+      // presigned link (Glacier Instant Retrieval, not Flexible Retrieval, which would need a restore first).
+      {
+        id: 'invoices-to-cheaper-storage',
+        prefix: 'invoices/',
+        transitions: [
+          { storageClass: StorageClass.INFREQUENT_ACCESS, transitionAfter: Duration.days(archive.filesToInfrequentAccessDays) },
+          { storageClass: StorageClass.GLACIER_INSTANT_RETRIEVAL, transitionAfter: Duration.days(archive.filesToGlacierDays) },
+        ],
+        noncurrentVersionTransitions: [
+          { storageClass: StorageClass.GLACIER_INSTANT_RETRIEVAL, transitionAfter: Duration.days(archive.oldVersionsToGlacierDays) },
+        ],
+      },
     ],
   });
 }
 
 /** Exactly the object actions the download function uses, on the prefixes it uses. */
-export function grantInvoiceArchive(bucket: Bucket, grantee: IGrantable): void {
+export function grantInvoiceArchive(bucket: Bucket, grantee: IGrantable, options: { objectLock: boolean }): void {
   const objects = (prefix: string) => `${bucket.bucketArn}/${prefix}*`;
   const statements = [
     // Reading a key that does not exist answers 404 only with ListBucket; without it S3 says 403.
@@ -50,6 +67,10 @@ export function grantInvoiceArchive(bucket: Bucket, grantee: IGrantable): void {
       actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:DeleteObjectVersion', 's3:AbortMultipartUpload'],
       resources: [objects('invoices/')],
     }),
+    // Locking a completely mirrored invoice's objects (Object Lock, compliance mode), when the bucket has it.
+    ...(options.objectLock
+      ? [new PolicyStatement({ effect: Effect.ALLOW, actions: ['s3:PutObjectRetention'], resources: [objects('invoices/')] })]
+      : []),
   ];
   for (const statement of statements) grantee.grantPrincipal.addToPrincipalPolicy(statement);
   const stack = Stack.of(bucket);

@@ -12,7 +12,9 @@ import { DOWNLOAD_NODE_OPTIONS } from '../functions/download/runtime-options.ts'
 import { BridgeFunction } from './bridge-function.ts';
 import { grantInvoiceArchive, invoiceBucket } from './invoice-bucket.ts';
 import { grantJobs, jobsTable } from './jobs-table.ts';
-import { DEFAULT_SCHEDULES, JobSchedules, scheduleEnvironment, type ScheduleConfig } from './schedules.ts';
+import { FunctionAlarms, mailAlarms } from './alarms.ts';
+import { parseStackConfig, scheduleConfigOf, type StackConfig } from './config.ts';
+import { JobSchedules, scheduleEnvironment, type ScheduleConfig } from './schedules.ts';
 import type { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import type { JobFunction } from '../shared/jobs.ts';
 import { FUNCTION_TIMEOUT_SECONDS, LEASE_SECONDS } from '../shared/schedule-settings.ts';
@@ -28,10 +30,8 @@ const UPSTREAM_TIMEOUT = Duration.seconds(10);
 if (LEASE_SECONDS <= FUNCTION_TIMEOUT_SECONDS) throw new Error('LEASE_SECONDS must outlast the functions\' timeout');
 
 export interface InvoiceStackProps extends StackProps {
-  /** `relaxed` accepts 18-character tax numbers without a valid GB 32100 check character (sandbox accounts). */
-  taxNumCheck?: 'strict' | 'relaxed';
-  /** The sweeps' settings and the fixed batches; DEFAULT_SCHEDULES unless given. */
-  schedules?: ScheduleConfig;
+  /** The stack's configuration (infra/config.ts); every field has a default. */
+  config?: StackConfig;
 }
 
 export class InvoiceStack extends Stack {
@@ -40,10 +40,12 @@ export class InvoiceStack extends Stack {
   readonly bucket: Bucket;
   readonly jobs: TableV2;
   private readonly schedules: ScheduleConfig;
+  private readonly config: StackConfig;
 
   constructor(scope: Construct, id: string, props: InvoiceStackProps = {}) {
     super(scope, id, props);
-    this.schedules = props.schedules ?? DEFAULT_SCHEDULES;
+    this.config = props.config ?? parseStackConfig({});
+    this.schedules = scheduleConfigOf(this.config);
     // Server access logs are delivered under a bucket policy, not ACLs (ACLs stay disabled on every bucket).
     this.node.setContext('@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy', true);
 
@@ -55,7 +57,7 @@ export class InvoiceStack extends Stack {
       createDefaultStage: false,
     });
     const accessLogs = new LogGroup(this, 'ApiAccessLogs', {
-      retention: RetentionDays.SIX_MONTHS,
+      retention: this.config.logRetentionDays as RetentionDays,
       removalPolicy: RemovalPolicy.RETAIN,
     });
     const stage = new HttpStage(this, 'DefaultStage', {
@@ -66,7 +68,7 @@ export class InvoiceStack extends Stack {
       throttle: { rateLimit: 20, burstLimit: 40 },
     });
     new CfnOutput(this, 'ApiUrl', { value: stage.url, description: 'Base URL of the API (IAM-signed calls)' });
-    this.bucket = invoiceBucket(this);
+    this.bucket = invoiceBucket(this, this.config.archive);
     this.jobs = jobsTable(this);
 
     const retry = this.apiFunction({
@@ -77,7 +79,7 @@ export class InvoiceStack extends Stack {
       secret: { id: 'Fw199Secret', envName: 'FW199_SECRET_ID', label: 'fw199 (蜂巢) gateway credentials', fields: ['appId', 'appSecret'] },
       environment: {
         FW199_BASE_URL: 'https://kf.fw199.com',
-        TAX_NUM_CHECK: props.taxNumCheck ?? 'strict',
+        TAX_NUM_CHECK: this.config.taxNumCheck,
       },
     });
     const erpUpdate = this.apiFunction({
@@ -122,17 +124,22 @@ export class InvoiceStack extends Stack {
         LINK_KEY_SECRET_ID: linkKey.secretArn,
         BUCKET_NAME: this.bucket.bucketName,
         PUBLIC_BASE_URL: stage.url,
+        ...(this.config.mirrorAllowedHosts.length > 0 ? { MIRROR_ALLOWED_HOSTS: this.config.mirrorAllowedHosts.join(',') } : {}),
         MIRROR_MAX_FILE_BYTES: String(64 * 1024 * 1024),
         MIRROR_FILE_TIMEOUT_MS: '20000',
         PRESIGNED_URL_SECONDS: '600',
+        ...(this.config.archive.objectLockYears ? { OBJECT_LOCK_YEARS: String(this.config.archive.objectLockYears) } : {}),
         NODE_OPTIONS: DOWNLOAD_NODE_OPTIONS,
-        TAX_NUM_CHECK: props.taxNumCheck ?? 'strict',
+        TAX_NUM_CHECK: this.config.taxNumCheck,
       },
     });
     linkKey.grantRead(download);
-    grantInvoiceArchive(this.bucket, download);
+    grantInvoiceArchive(this.bucket, download, { objectLock: this.config.archive.objectLockYears !== undefined });
     this.functions = { retry, erpUpdate, download };
-    new JobSchedules(this, 'Schedules', { functions: { retry, 'erp-update': erpUpdate, download }, config: this.schedules });
+    const functions = { retry, 'erp-update': erpUpdate, download };
+    const schedules = new JobSchedules(this, 'Schedules', { functions, config: this.schedules });
+    const alarms = [...new FunctionAlarms(this, 'Alarms', functions).alarms, ...schedules.alarms];
+    if (this.config.alarmEmail) mailAlarms(this, this.config.alarmEmail, alarms);
   }
 
   /**
@@ -155,7 +162,7 @@ export class InvoiceStack extends Stack {
       description: spec.description,
       timeout: FUNCTION_TIMEOUT,
       memorySize: spec.memorySize ?? 256,
-      logRetention: RetentionDays.SIX_MONTHS,
+      logRetention: this.config.logRetentionDays as RetentionDays,
       environment: {
         ...spec.environment,
         [spec.secret.envName]: secret.secretArn,

@@ -60,6 +60,9 @@ export interface JobSchedulesProps {
  * alarm, for every invocation of it that neither Scheduler nor Lambda could bring to an end.
  */
 export class JobSchedules extends Construct {
+  /** One per dead-letter queue: it holds a message. */
+  readonly alarms: Alarm[] = [];
+
   constructor(scope: Construct, id: string, props: JobSchedulesProps) {
     super(scope, id);
     for (const batch of props.config.fixedBatches) {
@@ -70,7 +73,7 @@ export class JobSchedules extends Construct {
     for (const name of JOB_FUNCTIONS) {
       const group = new Construct(this, pascalCase(name));
       const fn = props.functions[name];
-      const deadLetters = deadLetterQueue(group, name);
+      const deadLetters = deadLetterQueue(group, name, this.alarms);
       // Scheduler invokes Lambda asynchronously: an invocation that throws is retried by Lambda, then parked here.
       fn.configureAsyncInvoke({ retryAttempts: 2, maxEventAge: Duration.hours(1), onFailure: new SqsDestination(deadLetters) });
 
@@ -100,7 +103,7 @@ export class JobSchedules extends Construct {
   }
 }
 
-function deadLetterQueue(scope: Construct, name: JobFunction): Queue {
+function deadLetterQueue(scope: Construct, name: JobFunction, alarms: Alarm[]): Queue {
   const queue = new Queue(scope, 'DeadLetters', {
     // SQS-managed keys need no key policy for Scheduler or Lambda to send with.
     encryption: QueueEncryption.SQS_MANAGED,
@@ -112,7 +115,7 @@ function deadLetterQueue(scope: Construct, name: JobFunction): Queue {
     id: 'AwsSolutions-SQS3',
     reason: `This queue is the dead-letter queue of the ${name} function and its schedules; nothing consumes it to fail again.`,
   });
-  new Alarm(scope, 'DeadLettersAlarm', {
+  const alarm = new Alarm(scope, 'DeadLettersAlarm', {
     alarmDescription:
       `The ${name} function has invocations that failed after every retry (scheduled sweeps or batches). ` +
       'Read the messages of its dead-letter queue for their input and error, and see GET /jobs for the jobs still open or failed.',
@@ -123,6 +126,7 @@ function deadLetterQueue(scope: Construct, name: JobFunction): Queue {
     // SQS sends no data point for an idle queue: an empty queue is not a failure.
     treatMissingData: TreatMissingData.NOT_BREACHING,
   });
+  alarms.push(alarm);
   return queue;
 }
 

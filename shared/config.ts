@@ -88,6 +88,8 @@ const downloadShape = {
   /** Base of durable links, e.g. the API's URL; defaults to the host the request came to. */
   PUBLIC_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
   TAX_NUM_CHECK: retryShape.TAX_NUM_CHECK,
+  /** Object Lock (compliance mode) years for each mirrored invoice; the bucket must have Object Lock (the stack's archive.objectLockYears). */
+  OBJECT_LOCK_YEARS: z.coerce.number().int().min(1).max(30).optional(),
 };
 
 export type DownloadConfig = Readonly<z.infer<z.ZodObject<typeof downloadShape>>>;

@@ -26,6 +26,7 @@ import type { JsonStore } from '#shared/storage';
 import { parseRequest, taxNumSchema } from '#shared/validation';
 import { invoicePrefix, invoiceRecordKey, readMirroredInvoice, type MirroredInvoice } from './archive.ts';
 import { mirrorInvoiceFiles } from './mirror.ts';
+import { lockObjects } from './retention.ts';
 import { downloadJobKey, WorkStore, type DownloadWork } from './work.ts';
 
 export function downloadRequestSchema(checkCreditCode: boolean) {
@@ -64,6 +65,8 @@ export interface DownloadDeps {
   leaseSeconds: number;
   /** Backoff and attempt limit of unfinished downloads. */
   retryPolicy: RetryPolicy;
+  /** Object Lock (compliance mode) for this many years on each mirrored invoice's objects; none when absent. */
+  lockYears?: number;
   checkCreditCode: boolean;
 }
 
@@ -183,6 +186,13 @@ export function downloadInvoice(deps: DownloadDeps) {
         }),
         keepAnswer,
       ]);
+      if (deps.lockYears !== undefined) {
+        // Locked before invoice.json exists: an invoice is only ever complete with its files locked.
+        await lockObjects(deps.s3, deps.bucket, Object.values(files), deps.lockYears).catch(async (error: unknown) => {
+          await removeFiles(deps, files);
+          throw error;
+        });
+      }
       const invoice: MirroredInvoice = {
         ...query,
         mirroredAt: new Date().toISOString(),
@@ -202,6 +212,12 @@ export function downloadInvoice(deps: DownloadDeps) {
         // Without invoice.json the files are orphans: they go, and the kept answer lets a later run redo them.
         await removeFiles(deps, files);
         throw recorded.reason;
+      }
+      if (deps.lockYears !== undefined) {
+        const key = invoiceRecordKey(query.taxNum, query.invoiceNo);
+        await lockObjects(deps.s3, deps.bucket, [{ key, versionId: recorded.value }], deps.lockYears).catch((error: unknown) =>
+          logger.error('invoice.json stored but not locked', { key, error }),
+        );
       }
       logger.info('invoice mirrored', { taxNum: query.taxNum, invoiceNo: query.invoiceNo, taskNo: jumdata.taskNo });
       return { kind: 'mirrored', fromCache: false, invoice };

@@ -43,6 +43,7 @@ const download = downloadInvoice({
   jumdataTimeoutMs: config.UPSTREAM_TIMEOUT_MS,
   leaseSeconds: config.LEASE_SECONDS,
   retryPolicy: settings,
+  lockYears: config.OBJECT_LOCK_YEARS,
   checkCreditCode: config.TAX_NUM_CHECK === 'strict',
 });
 

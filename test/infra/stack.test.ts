@@ -1,6 +1,7 @@
 import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { parseStackConfig, type StackConfig } from '../../infra/config.ts';
 import { InvoiceStack } from '../../infra/invoice-stack.ts';
 import { DEFAULT_SCHEDULES, type ScheduleConfig } from '../../infra/schedules.ts';
 import { JOB_FUNCTIONS, type JobFunction } from '../../shared/jobs.ts';
@@ -31,9 +32,9 @@ const secretIdNamed = (prefix: string) => {
 };
 
 /** Every statement of the policies attached to a function's role. */
-const statementsOf = (name: string) => {
-  const roleRef = functionNamed(name).properties.Role['Fn::GetAtt'][0];
-  return Object.values(template.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleRef }] } })).flatMap(
+const statementsOf = (name: string, from = template) => {
+  const roleRef = functionNamed(name, from).properties.Role['Fn::GetAtt'][0];
+  return Object.values(from.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleRef }] } })).flatMap(
     (policy) => policy.Properties.PolicyDocument.Statement,
   );
 };
@@ -179,7 +180,7 @@ describe('the erp-update function and its WDT secret', () => {
 describe('the tax number check setting', () => {
   it('is strict unless the stack is told to relax it for sandbox numbers', () => {
     const relaxedApp = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
-    const relaxed = Template.fromStack(new InvoiceStack(relaxedApp, 'Relaxed', { taxNumCheck: 'relaxed' }));
+    const relaxed = Template.fromStack(new InvoiceStack(relaxedApp, 'Relaxed', { config: parseStackConfig({ taxNumCheck: 'relaxed' }) }));
     expect(retryFunction().properties.Environment.Variables.TAX_NUM_CHECK).toBe('strict');
     relaxed.hasResourceProperties('AWS::Lambda::Function', {
       Environment: { Variables: Match.objectLike({ TAX_NUM_CHECK: 'relaxed' }) },
@@ -494,13 +495,13 @@ describe('the dead-letter queue', () => {
 
 describe('a stack built with its own schedule configuration', () => {
   const morningRepush = [{ taxNum: '91310117568051222X', orderNo: '20240122150518179381' }];
-  const config: ScheduleConfig = {
-    sweeps: { ...SWEEP_SETTINGS, 'erp-update': { ...SWEEP_SETTINGS['erp-update'], everyMinutes: 2, batchSize: 7 } },
+  const config = parseStackConfig({
+    sweeps: { 'erp-update': { everyMinutes: 2, batchSize: 7 } },
     retryDailyLimit: 3,
     fixedBatches: [{ name: 'morning-repush', function: 'retry', expression: 'cron(0 9 * * ? *)', jobs: morningRepush }],
-  };
-  const build = (id: string, schedules: ScheduleConfig) =>
-    Template.fromStack(new InvoiceStack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), id, { schedules }));
+  });
+  const build = (id: string, stackConfig: StackConfig) =>
+    Template.fromStack(new InvoiceStack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), id, { config: stackConfig }));
   let configured: Template;
 
   beforeAll(() => {
@@ -537,5 +538,102 @@ describe('a stack built with its own schedule configuration', () => {
 
     // Assess
     expect(act).toThrow("Fixed batch 'morning-repush': expression must be cron(...) or rate(...), got '0 9 * * *'");
+  });
+});
+
+describe('the production settings of the configuration', () => {
+  const configuredStack = (id: string, given: unknown) =>
+    Template.fromStack(new InvoiceStack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), id, { config: parseStackConfig(given) }));
+
+  it('moves invoices to cheaper storage classes that still open at once, after the configured days', () => {
+    // Act
+    const custom = configuredStack('Lifecycle', { archive: { filesToInfrequentAccessDays: 60, filesToGlacierDays: 200, oldVersionsToGlacierDays: 7 } });
+    // Assess
+    for (const [stack, ia, glacier, old] of [
+      [template, 90, 365, 30],
+      [custom, 60, 200, 7],
+    ] as const) {
+      stack.hasResourceProperties('AWS::S3::Bucket', {
+        VersioningConfiguration: { Status: 'Enabled' },
+        LifecycleConfiguration: {
+          Rules: Match.arrayWith([
+            Match.objectLike({ Id: 'abort-incomplete-uploads', AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } }),
+            Match.objectLike({
+              Id: 'invoices-to-cheaper-storage',
+              Prefix: 'invoices/',
+              Transitions: [
+                { StorageClass: 'STANDARD_IA', TransitionInDays: ia },
+                { StorageClass: 'GLACIER_IR', TransitionInDays: glacier },
+              ],
+              NoncurrentVersionTransitions: [{ StorageClass: 'GLACIER_IR', TransitionInDays: old }],
+            }),
+          ]),
+        },
+      });
+    }
+  });
+
+  it('has no Object Lock by default, and compliance-mode locking of mirrored invoices when configured', () => {
+    // Act
+    const locked = configuredStack('Locked', { archive: { objectLockYears: 10 } });
+    // Assess: the bucket has Object Lock but no default retention (an attempt that failed half way can be removed)
+    const archiveOf = (stack: Template) =>
+      Object.values(stack.findResources('AWS::S3::Bucket', { Properties: { VersioningConfiguration: { Status: 'Enabled' } } }))[0]!.Properties;
+    expect(archiveOf(template).ObjectLockEnabled).toBeUndefined();
+    expect(archiveOf(locked).ObjectLockEnabled).toBe(true);
+    expect(archiveOf(locked).ObjectLockConfiguration).toBeUndefined();
+    expect(functionNamed('download', locked).properties.Environment.Variables.OBJECT_LOCK_YEARS).toBe('10');
+    expect(functionNamed('download').properties.Environment.Variables.OBJECT_LOCK_YEARS).toBeUndefined();
+    const retentionGrants = (stack: Template) =>
+      statementsOf('download', stack).filter((statement) => JSON.stringify(statement.Action).includes('PutObjectRetention'));
+    expect(retentionGrants(template)).toEqual([]);
+    expect(retentionGrants(locked)).toEqual([
+      expect.objectContaining({ Effect: 'Allow', Action: 's3:PutObjectRetention', Resource: { 'Fn::Join': ['', [expect.anything(), '/invoices/*']] } }),
+    ]);
+  });
+
+  it('alarms when a function fails or is throttled, and mails every alarm only when an address is configured', () => {
+    // Assess: an alarm on Errors and one on Throttles per function, with no action by default
+    for (const name of JOB_FUNCTIONS) {
+      const { logicalId } = functionNamed(name);
+      for (const metric of ['Errors', 'Throttles']) {
+        const alarms = template.findResources('AWS::CloudWatch::Alarm', {
+          Properties: { MetricName: metric, Namespace: 'AWS/Lambda', Dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalId } }] },
+        });
+        expect(Object.values(alarms).map((alarm) => alarm.Properties), `${name} ${metric}`).toEqual([
+          expect.objectContaining({ Threshold: 1, ComparisonOperator: 'GreaterThanOrEqualToThreshold', Statistic: 'Sum', Period: 300, TreatMissingData: 'notBreaching' }),
+        ]);
+      }
+    }
+    template.resourceCountIs('AWS::SNS::Topic', 0);
+    expect(Object.values(template.findResources('AWS::CloudWatch::Alarm')).every((alarm) => alarm.Properties.AlarmActions === undefined)).toBe(true);
+
+    // Act
+    const mailed = configuredStack('Mailed', { alarmEmail: 'it@example.com' });
+    // Assess: one encrypted topic, TLS only, the address subscribed, every alarm (9) sending to it
+    const topics = mailed.findResources('AWS::SNS::Topic');
+    expect(Object.keys(topics)).toHaveLength(1);
+    const [topicId, topic] = Object.entries(topics)[0]!;
+    expect(topic.Properties.KmsMasterKeyId).toBeDefined();
+    mailed.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'it@example.com', TopicArn: { Ref: topicId } });
+    mailed.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
+    });
+    mailed.hasResourceProperties('AWS::KMS::Key', {
+      EnableKeyRotation: true,
+      KeyPolicy: { Statement: Match.arrayWith([Match.objectLike({ Principal: { Service: 'cloudwatch.amazonaws.com' } })]) },
+    });
+    const alarms = Object.values(mailed.findResources('AWS::CloudWatch::Alarm'));
+    expect(alarms).toHaveLength(JOB_FUNCTIONS.length * 3);
+    expect(alarms.every((alarm) => JSON.stringify(alarm.Properties.AlarmActions) === JSON.stringify([{ Ref: topicId }]))).toBe(true);
+  });
+
+  it('passes the allowed file hosts and the log retention on', () => {
+    // Act
+    const custom = configuredStack('Custom', { mirrorAllowedHosts: ['files.example.com', 'cdn.example.com:8443'], logRetentionDays: 365 });
+    // Assess
+    expect(functionNamed('download', custom).properties.Environment.Variables.MIRROR_ALLOWED_HOSTS).toBe('files.example.com,cdn.example.com:8443');
+    expect(functionNamed('download').properties.Environment.Variables.MIRROR_ALLOWED_HOSTS).toBeUndefined();
+    expect(Object.values(custom.findResources('AWS::Logs::LogGroup')).map((group) => group.Properties.RetentionInDays)).toEqual([365, 365, 365, 365]);
   });
 });

@@ -1,0 +1,120 @@
+import * as z from 'zod';
+import { JOB_FUNCTIONS, type JobFunction } from '../shared/jobs.ts';
+import { RETRY_DAILY_LIMIT, SWEEP_SETTINGS, type SweepSettings } from '../shared/schedule-settings.ts';
+import type { ScheduleConfig } from './schedules.ts';
+
+/**
+ * The stack's one configuration, validated with zod at synth: every field has a default, so `npx cdk deploy` works
+ * as is. Set any part in cdk.json (`"context": {"config": {...}}`) or on the command line
+ * (`npx cdk deploy -c config='{"alarmEmail": "it@example.com"}'`); a bad value stops the synth naming the field.
+ */
+
+/** Log retention periods CloudWatch Logs accepts, in days. */
+const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653] as const;
+
+const days = (minimum: number) => z.number({ error: 'must be a number of days' }).int({ error: 'must be a whole number of days' }).min(minimum, { error: `must be at least ${minimum} days` });
+
+const sweepOverrides = z
+  .object({
+    everyMinutes: z.number().int().min(1).max(1_440),
+    batchSize: z.number().int().min(1).max(100),
+    concurrency: z.number().int().min(1).max(50),
+    callsPerMinute: z.number().int().min(1).max(6_000),
+    maxAttempts: z.number().int().min(1).max(1_000),
+    backoffBaseSeconds: z.number().min(1).max(86_400),
+    backoffMaxSeconds: z.number().min(1).max(7 * 86_400),
+  })
+  .partial()
+  .strict();
+
+export const stackConfigSchema = z
+  .object({
+    /** Names the deployment: the stack is `EinvoiceBridge` for `prod`, `EinvoiceBridge-{stage}` otherwise. */
+    stage: z
+      .string()
+      .regex(/^[a-z][a-z0-9-]{0,19}$/, { error: 'must be 1 to 20 lower-case letters, digits or -, starting with a letter' })
+      .default('prod'),
+    /** `relaxed` accepts 18-character tax numbers without a valid check character (sandbox accounts). */
+    taxNumCheck: z.enum(['strict', 'relaxed'], { error: "must be 'strict' or 'relaxed'" }).default('strict'),
+    /** How long the functions' and the API's logs are kept. */
+    logRetentionDays: z
+      .number()
+      .refine((value) => (LOG_RETENTION_DAYS as readonly number[]).includes(value), {
+        error: `must be one of ${LOG_RETENTION_DAYS.join(', ')}`,
+      })
+      .default(180),
+    /** Who is e-mailed when an alarm fires (errors, throttles, dead letters); none when absent. */
+    alarmEmail: z.email({ error: 'must be an e-mail address' }).optional(),
+    /** Hosts Jumdata's file links may use over http or on private addresses; none in production. */
+    mirrorAllowedHosts: z
+      .array(z.string().regex(/^[a-z0-9.-]+(:\d{1,5})?$/, { error: 'must be host or host:port, lower case' }))
+      .default([]),
+    archive: z
+      .object({
+        /** Current invoice files move to S3 Standard-IA after this many days (they are rarely read once mirrored). */
+        filesToInfrequentAccessDays: days(30).default(90),
+        /** ... and to Glacier Instant Retrieval after this many (still opened at once through a presigned link). */
+        filesToGlacierDays: days(90).default(365),
+        /** Replaced or deleted versions move to Glacier Instant Retrieval after this many days. */
+        oldVersionsToGlacierDays: days(1).default(30),
+        /**
+         * Object Lock in compliance mode for this many years: no one, the root user included, can delete or
+         * overwrite a mirrored invoice until then. Only for a new bucket; absent: no lock.
+         */
+        objectLockYears: z.number().int().min(1, { error: 'must be 1 to 30 years' }).max(30, { error: 'must be 1 to 30 years' }).optional(),
+      })
+      .strict()
+      .refine((archive) => archive.filesToGlacierDays >= archive.filesToInfrequentAccessDays + 30, {
+        path: ['filesToGlacierDays'],
+        error: 'must be at least 30 days after filesToInfrequentAccessDays (S3 keeps objects in Standard-IA 30 days)',
+      })
+      .default({ filesToInfrequentAccessDays: 90, filesToGlacierDays: 365, oldVersionsToGlacierDays: 30 }),
+    /** Each function's sweep, over the defaults of shared/schedule-settings.ts. */
+    sweeps: z.partialRecord(z.enum(JOB_FUNCTIONS as [JobFunction, ...JobFunction[]]), sweepOverrides).default({}),
+    /** Re-pushes of one order per China day. */
+    retryDailyLimit: z.number().int().min(1).max(20, { error: "must be at most 20 (Nuonuo's own cap)" }).default(RETRY_DAILY_LIMIT),
+    /** Batches of jobs handed to a function on a fixed schedule. */
+    fixedBatches: z
+      .array(
+        z
+          .object({
+            name: z.string().regex(/^[A-Za-z0-9-]{1,40}$/, { error: 'must be 1 to 40 letters, digits or -' }),
+            function: z.enum(JOB_FUNCTIONS as [JobFunction, ...JobFunction[]]),
+            expression: z.string().regex(/^(cron|rate)\(.+\)$/, { error: 'must be cron(...) or rate(...)' }),
+            jobs: z.array(z.unknown()).min(1).max(1_000),
+          })
+          .strict(),
+      )
+      .default([]),
+  })
+  .strict();
+
+export type StackConfig = z.infer<typeof stackConfigSchema>;
+
+/** Parses the configuration, or throws one error naming every bad field. */
+export function parseStackConfig(input: unknown): StackConfig {
+  const parsed = stackConfigSchema.safeParse(typeof input === 'string' ? parseJson(input) : (input ?? {}));
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `  config.${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new Error(`Invalid stack configuration (cdk.json "context.config" or -c config=...):\n${problems.join('\n')}`);
+  }
+  return parsed.data;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new Error('Invalid stack configuration: -c config=... must be a JSON object');
+  }
+}
+
+/** The sweeps and batches the schedules and the functions get from this configuration. */
+export function scheduleConfigOf(config: StackConfig): ScheduleConfig {
+  const sweeps = Object.fromEntries(
+    JOB_FUNCTIONS.map((fn) => [fn, { ...SWEEP_SETTINGS[fn], ...config.sweeps[fn] } satisfies SweepSettings]),
+  ) as Record<JobFunction, SweepSettings>;
+  return { sweeps, retryDailyLimit: config.retryDailyLimit, fixedBatches: config.fixedBatches };
+}
+
+export const stackNameOf = (config: StackConfig) => (config.stage === 'prod' ? 'EinvoiceBridge' : `EinvoiceBridge-${config.stage}`);
