@@ -1,7 +1,7 @@
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, LoggingFormat, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
-import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { NodejsFunction, OutputFormat, type BundlingOptions } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +20,23 @@ export interface BridgeFunctionProps {
 }
 
 const projectRoot = fileURLToPath(new URL('..', import.meta.url));
+
+/** How every function is bundled; `npm run bench` builds its bundles with these too, so it measures what is deployed. */
+export const FUNCTION_BUNDLING = {
+  format: OutputFormat.ESM,
+  target: 'node24',
+  platform: 'node',
+  minify: true,
+  sourceMap: true,
+  // Prefer the ESM builds of dependencies; some only tree-shake well that way.
+  mainFields: ['module', 'main'],
+  // Bundle everything, the AWS SDK included: the versions tested are the versions deployed.
+  externalModules: [],
+  // A few dependencies still call require(); give the ESM bundle one.
+  banner: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+  // Never fall back to Docker: the local esbuild is pinned in package.json.
+  forceDockerBundling: false,
+} satisfies BundlingOptions;
 
 export class BridgeFunction extends Construct {
   readonly fn: NodejsFunction;
@@ -53,21 +70,7 @@ export class BridgeFunction extends Construct {
         NODE_OPTIONS: '--enable-source-maps',
         ...props.environment,
       },
-      bundling: {
-        format: OutputFormat.ESM,
-        target: 'node24',
-        platform: 'node',
-        minify: true,
-        sourceMap: true,
-        // Prefer the ESM builds of dependencies; some only tree-shake well that way.
-        mainFields: ['module', 'main'],
-        // Bundle everything, the AWS SDK included: the versions tested are the versions deployed.
-        externalModules: [],
-        // A few dependencies still call require(); give the ESM bundle one.
-        banner: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
-        // Never fall back to Docker: the local esbuild is pinned in package.json.
-        forceDockerBundling: false,
-      },
+      bundling: FUNCTION_BUNDLING,
     });
     Validations.of(role).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',

@@ -174,6 +174,10 @@ export class InvoiceStack extends Stack {
     });
     secret.grantRead(fn);
     grantJobs(this.jobs, fn, spec.name, { readAll: spec.readAllJobs });
+    new CfnOutput(this, `${spec.id}LogGroup`, {
+      value: fn.logGroup.logGroupName,
+      description: `The ${spec.name} function's logs: aws logs tail <this> --follow`,
+    });
     new CfnOutput(this, `${spec.secret.id}Arn`, {
       value: secret.secretArn,
       description: `Put ${JSON.stringify(Object.fromEntries(spec.secret.fields.map((f) => [f, '...'])))} here`,

@@ -637,3 +637,16 @@ describe('the production settings of the configuration', () => {
     expect(Object.values(custom.findResources('AWS::Logs::LogGroup')).map((group) => group.Properties.RetentionInDays)).toEqual([365, 365, 365, 365]);
   });
 });
+
+describe('the stack outputs', () => {
+  it('name the API, each secret to set and each function\'s log group', () => {
+    const outputs = template.findOutputs('*');
+    expect(Object.keys(outputs)).toEqual(
+      expect.arrayContaining(['ApiUrl', 'Fw199SecretArn', 'WdtSecretArn', 'JumdataSecretArn', 'RetryLogGroup', 'ErpUpdateLogGroup', 'DownloadLogGroup']),
+    );
+    const logGroups = Object.keys(template.findResources('AWS::Logs::LogGroup'));
+    for (const name of ['RetryLogGroup', 'ErpUpdateLogGroup', 'DownloadLogGroup']) {
+      expect(logGroups).toContain(outputs[name]!.Value.Ref);
+    }
+  });
+});
