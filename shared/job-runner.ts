@@ -1,8 +1,11 @@
+import type * as z from 'zod';
 import { JobInProgressError, RecordedError, toErrorResponse } from '#shared/errors';
 import { isLeaseLive, JobConflictError, type Held, type JobFunction, type JobRecord, type JobState, type JobStore } from '#shared/jobs';
 import { logger } from '#shared/logger';
 import type { HttpReply } from '#shared/middleware';
 import { backoffSeconds, retryVerdict, type RetryPolicy } from '#shared/retry-policy';
+import type { SweptState } from '#shared/sweep';
+import { parseRequest } from '#shared/validation';
 
 /**
  * Runs one provider call as a recorded job (retry and erp-update; the download keeps its own record, work.ts):
@@ -151,6 +154,35 @@ function replay(record: JobRecord): JobRunOutcome {
     headers: retryAfter ? { 'retry-after': retryAfter } : undefined,
   });
   return { state: record.state === 'failed' ? 'failed' : 'pending', error: recorded };
+}
+
+/**
+ * A function's one provider call as recorded jobs, by the three ways it is asked: the API and scheduled batches
+ * (`answer`), the sweep (`resume`), and a batch without the time to start a job (`defer`). A request is validated
+ * first: a bad one never reaches the provider and leaves no record.
+ */
+export function recordedJobs<S extends z.ZodType>(
+  settings: JobRunnerSettings,
+  spec: { schema: S; keyOf: (request: z.infer<S>) => string; call: (request: z.infer<S>) => Promise<HttpReply> },
+) {
+  const run = jobRunner(settings);
+  return {
+    /** `runId` identifies a scheduled batch's run and the job's place in it. */
+    async answer(input: unknown, runId?: string): Promise<HttpReply> {
+      const request = parseRequest(spec.schema, input);
+      return replyOf(await run({ key: spec.keyOf(request), request, runId }, () => spec.call(request)));
+    },
+    async resume(held: Held<JobRecord>): Promise<SweptState> {
+      const outcome = await run({ key: held.value.key, request: held.value.request, held }, () =>
+        spec.call(parseRequest(spec.schema, held.value.request)),
+      );
+      return outcome.state === 'busy' ? 'skipped' : outcome.state;
+    },
+    async defer(input: unknown): Promise<void> {
+      const request = parseRequest(spec.schema, input);
+      await deferJob(settings.store, settings.fn, spec.keyOf(request), request);
+    },
+  };
 }
 
 /** The API's view of an outcome: the reply when the job is done, its error otherwise. */

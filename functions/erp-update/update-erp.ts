@@ -1,10 +1,8 @@
 import * as z from 'zod';
-import { deferJob, jobRunner, replyOf, type JobRunnerSettings } from '#shared/job-runner';
-import type { Held, JobRecord } from '#shared/jobs';
+import { recordedJobs, type JobRunnerSettings } from '#shared/job-runner';
 import type { HttpReply } from '#shared/middleware';
 import type { InvoiceStatus, WdtClient } from '#shared/providers/wdt';
-import type { SweptState } from '#shared/sweep';
-import { freeTextSchema, httpUrlSchema, identifierSchema, parseRequest } from '#shared/validation';
+import { freeTextSchema, httpUrlSchema, identifierSchema } from '#shared/validation';
 
 /** Lengths from WDT's vip_invoice_info_update document (varchar, in characters). */
 const LIMITS = { invoiceNo: 20, invoiceNoOut: 40, invoiceCode: 20, errorInfo: 255, filePath: 1024 } as const;
@@ -51,31 +49,14 @@ export interface ErpUpdateResult {
  *     limit stays pending for the sweep
  */
 export function updateErp(deps: { client: WdtClient; jobs: Omit<JobRunnerSettings, 'fn'> }) {
-  const run = jobRunner({ ...deps.jobs, fn: 'erp-update' });
-
   async function send(request: z.infer<typeof erpUpdateRequestSchema>): Promise<HttpReply> {
     const { message } = await deps.client.updateInvoice(request);
     const result: ErpUpdateResult = { invoiceNo: request.invoiceNo, status: request.status, message };
     return { statusCode: 200, body: result };
   }
 
-  return {
-    /** A request from the API or a scheduled batch (`runId` identifies the batch's run and the job's place in it). */
-    async answer(input: unknown, runId?: string): Promise<HttpReply> {
-      const request = parseRequest(erpUpdateRequestSchema, input);
-      return replyOf(await run({ key: request.invoiceNo, request, runId }, () => send(request)));
-    },
-    /** A recorded job, taken up by the sweep. */
-    async resume(held: Held<JobRecord>): Promise<SweptState> {
-      const outcome = await run({ key: held.value.key, request: held.value.request, held }, () =>
-        send(parseRequest(erpUpdateRequestSchema, held.value.request)),
-      );
-      return outcome.state === 'busy' ? 'skipped' : outcome.state;
-    },
-    /** A batch's job it had no time for: kept pending for the sweep. */
-    async defer(input: unknown): Promise<void> {
-      const request = parseRequest(erpUpdateRequestSchema, input);
-      await deferJob(deps.jobs.store, 'erp-update', request.invoiceNo, request);
-    },
-  };
+  return recordedJobs(
+    { ...deps.jobs, fn: 'erp-update' },
+    { schema: erpUpdateRequestSchema, keyOf: (request) => request.invoiceNo, call: send },
+  );
 }

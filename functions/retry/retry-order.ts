@@ -1,11 +1,9 @@
 import * as z from 'zod';
 import { DailyLimitReachedError } from '#shared/errors';
-import { deferJob, jobRunner, replyOf, type JobRunnerSettings } from '#shared/job-runner';
-import type { Held, JobRecord } from '#shared/jobs';
+import { recordedJobs, type JobRunnerSettings } from '#shared/job-runner';
 import type { HttpReply } from '#shared/middleware';
 import type { Fw199Client } from '#shared/providers/fw199';
-import type { SweptState } from '#shared/sweep';
-import { orderNoSchema, parseRequest, taxNumSchema } from '#shared/validation';
+import { orderNoSchema, taxNumSchema } from '#shared/validation';
 
 export function retryRequestSchema(checkCreditCode: boolean) {
   return z.object({ taxNum: taxNumSchema(checkCreditCode), orderNo: orderNoSchema });
@@ -35,7 +33,6 @@ export interface RetryDeps {
  */
 export function retryOrder(deps: RetryDeps) {
   const schema = retryRequestSchema(deps.checkCreditCode);
-  const run = jobRunner({ ...deps.jobs, fn: 'retry' });
 
   async function push(request: RetryRequest): Promise<HttpReply> {
     const day = chinaDay(new Date());
@@ -50,25 +47,7 @@ export function retryOrder(deps: RetryDeps) {
     return { statusCode: outcome.status === 'issued' ? 200 : 202, body: { orderNo: request.orderNo, ...outcome } };
   }
 
-  return {
-    /** A request from the API or a scheduled batch (`runId` identifies the batch's run and the job's place in it). */
-    async answer(input: unknown, runId?: string): Promise<HttpReply> {
-      const request = parseRequest(schema, input);
-      return replyOf(await run({ key: retryJobKey(request), request, runId }, () => push(request)));
-    },
-    /** A recorded job, taken up by the sweep. */
-    async resume(held: Held<JobRecord>): Promise<SweptState> {
-      const outcome = await run({ key: held.value.key, request: held.value.request, held }, () =>
-        push(parseRequest(schema, held.value.request)),
-      );
-      return outcome.state === 'busy' ? 'skipped' : outcome.state;
-    },
-    /** A batch's job it had no time for: kept pending for the sweep. */
-    async defer(input: unknown): Promise<void> {
-      const request = parseRequest(schema, input);
-      await deferJob(deps.jobs.store, 'retry', retryJobKey(request), request);
-    },
-  };
+  return recordedJobs({ ...deps.jobs, fn: 'retry' }, { schema, keyOf: retryJobKey, call: push });
 }
 
 const CHINA_OFFSET_MS = 8 * 3600 * 1000; // UTC+8 all year: China has no daylight saving time
