@@ -3,15 +3,21 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { S3Client } from '@aws-sdk/client-s3';
 import { UPLOAD_SETTINGS } from '../functions/download/mirror.ts';
 import { lambdaContext } from '../local/api-gateway.ts';
+import { JUMDATA_SANDBOX_CREDENTIALS } from '../local/sandboxes/jumdata.ts';
 
 /**
  * One benchmark scenario in a process of its own, so that its peak RSS is its own: mirror `count` invoices one
  * after another (after one untimed warm-up) either through the real download handler or with a bare fetch → Upload
  * of the same three files. Prints one JSON line: the median wall time of an invoice, bytes per invoice, peak RSS.
+ *
+ * A third mode, `floor`, moves no file: it times the three calls a first download cannot do without and cannot
+ * overlap with anything (the claim, the billed Jumdata call, invoice.json written after the files), one after
+ * another, through the project's own clients. That is the least any handler that bills once and keeps its record
+ * can add to the baseline.
  */
 
 interface ScenarioInput {
-  mode: 'handler' | 'baseline';
+  mode: 'handler' | 'baseline' | 'floor';
   invoiceNos: string[];
   taxNum: string;
   fileHostUrl: string;
@@ -66,6 +72,33 @@ async function mirrorWithBareUpload(): Promise<(invoiceNo: string) => Promise<nu
   };
 }
 
+async function sequentialCallsOnly(): Promise<(invoiceNo: string) => Promise<number>> {
+  const { createJobStore } = await import('../shared/jobs.ts');
+  const { createJumdataClient } = await import('../shared/providers/jumdata.ts');
+  const { createS3Client, JsonStore } = await import('../shared/storage.ts');
+  const { invoiceRecordKey } = await import('../functions/download/archive.ts');
+  const jobs = createJobStore(process.env.JOBS_TABLE!);
+  const jumdata = createJumdataClient({
+    baseUrl: input.fileHostUrl,
+    downloadPath: '/invoice/download',
+    timeoutMs: 10_000,
+    credentials: async () => JUMDATA_SANDBOX_CREDENTIALS,
+  });
+  const store = new JsonStore(createS3Client(input.s3Endpoint), input.bucket);
+  return async (invoiceNo) => {
+    const query = { taxNum: input.taxNum, invoiceNo, issueDate: '2024-04-25', direction: 'sales' as const };
+    const now = new Date().toISOString();
+    const record = { fn: 'download', key: `floor/${invoiceNo}`, request: query, state: 'running', attempts: 1 } as const;
+    const claimed = await jobs.create({ ...record, leaseUntil: now, createdAt: now, updatedAt: now });
+    if (!claimed) throw new Error('the floor claim found a record');
+    const answer = await jumdata.fetchInvoice(query);
+    await store.put(invoiceRecordKey(input.taxNum, `floor-${invoiceNo}`), { ...query, jumdata: answer });
+    return 0;
+  };
+}
+
+const modes = { handler: mirrorWithHandler, baseline: mirrorWithBareUpload, floor: sequentialCallsOnly };
+
 /**
  * This process's own peak RSS. getrusage's maxRSS is no good here: Linux carries it over from the parent across
  * fork and exec, and the parent holds the sandbox's 300 MB of files. /proc's VmHWM belongs to this process image.
@@ -76,7 +109,7 @@ async function peakRss(): Promise<number> {
   return kib ? Number(kib) * 1024 : process.resourceUsage().maxRSS * 1024;
 }
 
-const mirror = input.mode === 'handler' ? await mirrorWithHandler() : await mirrorWithBareUpload();
+const mirror = await modes[input.mode]();
 const [warmUp, ...timed] = input.invoiceNos;
 await mirror(warmUp!);
 const wallMs: number[] = [];
