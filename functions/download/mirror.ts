@@ -26,13 +26,40 @@ export interface MirroredFile {
   versionId?: string;
 }
 
+/** The two formats Jumdata's links serve. */
+export type FileFormat = 'pdf' | 'zip';
+
+const FORMATS: Record<FileFormat, { contentType: string; extension: string }> = {
+  pdf: { contentType: 'application/pdf', extension: 'pdf' },
+  zip: { contentType: 'application/zip', extension: 'zip' },
+};
+
+/**
+ * What each slot must hold: Jumdata's pdfFile is a PDF, its ofdFile and xmlFile are zips (an OFD is itself a zip
+ * container, and the XML comes zipped). A file of the other format in a slot is as wrong as an HTML error page:
+ * stored, it would be served under a name and type that lie about it.
+ */
+export const SLOT_FORMATS: Readonly<Record<FileKind, FileFormat>> = { pdf: 'pdf', ofd: 'zip', xml: 'zip' };
+
 /** What the first bytes say the file is. Jumdata's pdf link ends in .PDF while the others are zips: trust bytes. */
-export function sniffContentType(head: Buffer): { contentType: string; extension: string } | undefined {
-  if (head.subarray(0, 4).equals(Buffer.from('PK\x03\x04', 'latin1'))) {
-    return { contentType: 'application/zip', extension: 'zip' };
-  }
-  if (head.subarray(0, 5).toString('latin1') === '%PDF-') return { contentType: 'application/pdf', extension: 'pdf' };
+export function sniffFormat(head: Buffer): FileFormat | undefined {
+  if (head.subarray(0, 4).equals(Buffer.from('PK\x03\x04', 'latin1'))) return 'zip';
+  if (head.subarray(0, 5).toString('latin1') === '%PDF-') return 'pdf';
   return undefined;
+}
+
+/**
+ * The content type and extension a file is stored under, if its first bytes are the format its slot must hold;
+ * otherwise a `wrong_content` failure naming the slot, what it should be and what came instead.
+ */
+export function sniffContentType(kind: FileKind, head: Buffer): { contentType: string; extension: string } {
+  const expected = SLOT_FORMATS[kind];
+  const found = sniffFormat(head);
+  if (found === expected) return FORMATS[expected];
+  const start = head.subarray(0, 16).toString('latin1').replace(/[^\x20-\x7e]/g, '.');
+  const got = found ? `a ${found}` : head.length === 0 ? 'an empty body' : `content starting with "${start}"`;
+  // Retryable like any other broken transfer: the file host may serve the right file on the next attempt.
+  throw new FileFetchError('wrong_content', `the ${kind} link gave ${got}, not a ${expected}`, true);
 }
 
 const SNIFF_BYTES = 5;
@@ -123,11 +150,12 @@ async function streamToS3(kind: FileKind, link: string, options: MirrorOptions, 
   const head = await peek(opened.body, SNIFF_BYTES).catch((error: unknown) => {
     throw signal.aborted ? error : brokenOff(kind, error);
   });
-  const sniffed = sniffContentType(head);
-  if (!sniffed) {
+  let sniffed: { contentType: string; extension: string };
+  try {
+    sniffed = sniffContentType(kind, head);
+  } catch (error) {
     opened.body.destroy();
-    const start = head.subarray(0, 16).toString('latin1').replace(/[^\x20-\x7e]/g, '.');
-    throw new FileFetchError('wrong_content', `the ${kind} link gave neither a zip nor a pdf (it starts with "${start}")`, true);
+    throw error;
   }
 
   const hash = createHash('sha256');

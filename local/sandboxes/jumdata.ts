@@ -34,6 +34,8 @@ export const JUMDATA_SANDBOX_INVOICES = {
   overCap: '24312000000000000004',
   /** The links of the first answer are already expired (404); those of the next answer work. */
   expiredLinks: '24312000000000000005',
+  /** The xml link answers a real PDF (the pdf file) where a zip belongs: a well-formed file in the wrong slot. */
+  pdfInsteadOfZip: '24312000000000000006',
   /**
    * A range for many invoices at once (tests, the sweep): `24312990` + 12 digits. Those ending in 399 answer code
    * 399 the first time, those ending in 603 code 603; the others succeed.
@@ -169,6 +171,9 @@ export async function startJumdataSandbox(options: JumdataSandboxOptions = {}): 
       res.writeHead(404, { 'content-type': 'text/plain' }).end('link expired');
     } else if (invoiceNo === JUMDATA_SANDBOX_INVOICES.htmlInsteadOfZip && kind === 'xml') {
       res.writeHead(200, { 'content-type': 'text/html' }).end('<!DOCTYPE html><html><body>文件不存在或已过期</body></html>');
+    } else if (invoiceNo === JUMDATA_SANDBOX_INVOICES.pdfInsteadOfZip && kind === 'xml') {
+      const pdf = files.get('pdf');
+      res.writeHead(200, { 'content-type': 'application/pdf', 'content-length': pdf.length }).end(pdf);
     } else if (invoiceNo === JUMDATA_SANDBOX_INVOICES.truncatedFile && kind === 'ofd') {
       res.writeHead(200, { 'content-type': type, 'content-length': body.length });
       res.write(body.subarray(0, Math.floor(body.length / 2)), () => res.destroy());

@@ -208,7 +208,8 @@ describe('POST /download: what Jumdata refuses', () => {
 describe('POST /download: files that cannot be mirrored leave nothing behind', () => {
   it.each([
     ['a truncated file', INVOICES.truncatedFile, 'the ofd transfer broke off'],
-    ['an HTML page instead of a zip', INVOICES.htmlInsteadOfZip, 'the xml link gave neither a zip nor a pdf'],
+    ['an HTML page instead of a zip', INVOICES.htmlInsteadOfZip, 'the xml link gave content starting with "<!DOCTYPE html><", not a zip'],
+    ['a PDF instead of a zip', INVOICES.pdfInsteadOfZip, 'the xml link gave a pdf, not a zip'],
     ['a file over the cap', INVOICES.overCap, 'the ofd file is over the 1048576-byte cap'],
   ])('answers 502 for %s, with no object in S3 and the billed answer kept', async (_case, invoiceNo, reason) => {
     const answer = await download(invoiceNo);
@@ -218,6 +219,17 @@ describe('POST /download: files that cannot be mirrored leave nothing behind', (
     expect(await keysUnder(invoiceFolder(invoiceNo))).toEqual([]);
     const work = await workRecord(invoiceNo);
     expect(work.jumdata.files.pdf).toContain(`/files/${invoiceNo}/pdf.PDF`);
+  });
+
+  it('refuses a PDF in the xml slot exactly as it refuses an HTML page there', async () => {
+    const [html, pdf] = await Promise.all([download(INVOICES.htmlInsteadOfZip), download(INVOICES.pdfInsteadOfZip)]);
+    expect(pdf.status).toBe(html.status);
+    expect(pdf.body.error.code).toBe(html.body.error.code);
+    const [htmlWork, pdfWork] = await Promise.all([workRecord(INVOICES.htmlInsteadOfZip), workRecord(INVOICES.pdfInsteadOfZip)]);
+    expect({ state: pdfWork.state, code: pdfWork.lastError.code }).toEqual({ state: htmlWork.state, code: htmlWork.lastError.code });
+    expect(await keysUnder(invoiceFolder(INVOICES.pdfInsteadOfZip))).toEqual([]);
+    // Asked twice, paid once: the second attempt used the kept links.
+    expect(jumdata().billedCallsFor(INVOICES.pdfInsteadOfZip)).toBe(1);
   });
 
   it('never pays twice for an invoice whose files failed: the kept links are used again', async () => {

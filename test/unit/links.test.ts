@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { durableLink, isValidLinkSignature, linkSignature } from '../../functions/download/links.ts';
-import { sniffContentType } from '../../functions/download/mirror.ts';
+import { FileFetchError } from '#shared/file-fetch';
+import { sniffContentType, sniffFormat, type FileKind } from '../../functions/download/mirror.ts';
 
 const key = 'k'.repeat(64);
 const taxNum = '91310117568051222X';
@@ -32,9 +33,38 @@ describe('durable file links', () => {
 });
 
 describe('sniffing what a file is', () => {
+  const zip = Buffer.from('PK\x03\x04\x14\x00', 'latin1');
+  const pdf = Buffer.from('%PDF-1.7\n');
+  const refusal = (kind: FileKind, head: Buffer) => {
+    try {
+      sniffContentType(kind, head);
+    } catch (error) {
+      return error;
+    }
+    throw new Error(`the ${kind} slot accepted ${JSON.stringify(head.toString('latin1'))}`);
+  };
+
   it('knows a zip by PK\\x03\\x04 and a pdf by %PDF-', () => {
-    expect(sniffContentType(Buffer.from('PK\x03\x04\x14\x00', 'latin1'))).toEqual({ contentType: 'application/zip', extension: 'zip' });
-    expect(sniffContentType(Buffer.from('%PDF-1.7\n'))).toEqual({ contentType: 'application/pdf', extension: 'pdf' });
+    expect(sniffFormat(zip)).toBe('zip');
+    expect(sniffFormat(pdf)).toBe('pdf');
+  });
+
+  it('stores the pdf slot as a pdf and the ofd and xml slots as zips', () => {
+    expect(sniffContentType('pdf', pdf)).toEqual({ contentType: 'application/pdf', extension: 'pdf' });
+    expect(sniffContentType('ofd', zip)).toEqual({ contentType: 'application/zip', extension: 'zip' });
+    expect(sniffContentType('xml', zip)).toEqual({ contentType: 'application/zip', extension: 'zip' });
+  });
+
+  it.each([
+    ['a zip in the pdf slot', 'pdf', zip, 'the pdf link gave a zip, not a pdf'],
+    ['a pdf in the ofd slot', 'ofd', pdf, 'the ofd link gave a pdf, not a zip'],
+    ['a pdf in the xml slot', 'xml', pdf, 'the xml link gave a pdf, not a zip'],
+    ['an HTML page in the xml slot', 'xml', Buffer.from('<!DOCTYPE html><html>'), 'the xml link gave content starting with "<!DOCTYPE html><", not a zip'],
+    ['an empty body in the pdf slot', 'pdf', Buffer.alloc(0), 'the pdf link gave an empty body, not a pdf'],
+  ] as const)('refuses %s as wrong content, saying what came instead', (_case, kind, head, message) => {
+    const error = refusal(kind, head);
+    expect(error).toBeInstanceOf(FileFetchError);
+    expect(error).toMatchObject({ reason: 'wrong_content', message });
   });
 
   it.each([
@@ -43,7 +73,9 @@ describe('sniffing what a file is', () => {
     ['an empty body', ''],
     ['an empty zip (end of central directory only)', 'PK\x05\x06'],
     ['a truncated signature', 'PK\x03'],
-  ])('refuses %s', (_case, start) => {
-    expect(sniffContentType(Buffer.from(start, 'latin1'))).toBeUndefined();
+  ])('does not take %s for a zip or a pdf', (_case, start) => {
+    const head = Buffer.from(start, 'latin1');
+    expect(sniffFormat(head)).toBeUndefined();
+    for (const kind of ['pdf', 'ofd', 'xml'] as const) expect(refusal(kind, head)).toMatchObject({ reason: 'wrong_content' });
   });
 });

@@ -32,6 +32,11 @@ beforeAll(async () => {
       res.write(bigZip.subarray(0, 1024));
       return res.end(bigZip.subarray(1024));
     }
+    // A PDF where the xml zip belongs, answered late so that its siblings are stored by the time it is refused.
+    if (req.url === '/pdf-as-xml.zip') {
+      setTimeout(() => res.writeHead(200, { 'content-length': 14 }).end('%PDF-1.4 small'), 300);
+      return;
+    }
     // The small files declare their length: one streamed PutObject each.
     if (req.url === '/pdf.PDF') return res.writeHead(200, { 'content-length': 14 }).end('%PDF-1.4 small');
     res.writeHead(200, { 'content-length': 10 }).end('PK\x03\x04 small');
@@ -125,6 +130,24 @@ describe('mirroring when S3 fails mid-upload', () => {
     expect(xmlAttempts).toBe(2);
     expect(files.xml).toMatchObject({ key: 'invoices/T/N/xml.zip', bytes: 10 });
     expect(s3mock).not.toHaveReceivedCommand(DeleteObjectCommand);
+  });
+
+  it('refuses a PDF in the xml slot as wrong content and removes the siblings already stored', async () => {
+    // Prepare
+    s3mock.on(PutObjectCommand).callsFake((input: { Key: string }) => ({ ETag: '"e"', VersionId: `v-${input.Key}` }));
+    s3mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'upload-6' });
+    s3mock.on(UploadPartCommand).resolves({ ETag: '"p"' });
+    s3mock.on(CompleteMultipartUploadCommand).resolves({ ETag: '"c"', VersionId: 'v-ofd' });
+    s3mock.on(DeleteObjectCommand).resolves({});
+    // Act
+    const mirroring = mirrorInvoiceFiles({ ...links(), xml: `${host.url}/pdf-as-xml.zip` }, options());
+    // Assess: refused for what it is, and nothing of the attempt kept
+    await expect(mirroring).rejects.toMatchObject({ reason: 'wrong_content', message: 'the xml link gave a pdf, not a zip' });
+    expect(s3mock).not.toHaveReceivedCommandWith(PutObjectCommand, { Key: 'invoices/T/N/xml.zip' });
+    expect(s3mock).not.toHaveReceivedCommandWith(PutObjectCommand, { Key: 'invoices/T/N/xml.pdf' });
+    expect(s3mock).toHaveReceivedCommandWith(DeleteObjectCommand, { Key: 'invoices/T/N/pdf.pdf', VersionId: 'v-invoices/T/N/pdf.pdf' });
+    expect(s3mock).toHaveReceivedCommandWith(DeleteObjectCommand, { Key: 'invoices/T/N/ofd.zip', VersionId: 'v-ofd' });
+    expect(s3mock).toHaveReceivedCommandTimes(DeleteObjectCommand, 2);
   });
 
   it('stores the three files with their content types when S3 works', async () => {
