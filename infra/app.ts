@@ -1,18 +1,6 @@
-import { App, Validations } from 'aws-cdk-lib';
-import { AwsSolutionsChecks } from 'cdk-nag';
-import { parseStackConfig, stackNameOf } from './config.ts';
-import { InvoiceStack } from './invoice-stack.ts';
+import { App } from 'aws-cdk-lib';
+import { buildBridgeApp } from './bridge-app.ts';
 
 const app = new App();
-// The configuration from cdk.json's context or `-c config='{...}'`; `-c taxNumCheck=relaxed` is kept as a shortcut.
-const given = parseStackConfig(app.node.tryGetContext('config'));
-const shortcut: unknown = app.node.tryGetContext('taxNumCheck');
-const config = shortcut === undefined ? given : parseStackConfig({ ...given, taxNumCheck: shortcut });
-new InvoiceStack(app, stackNameOf(config), {
-  env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
-  config,
-  tags: { 'einvoice-bridge:stage': config.stage },
-});
-// Every synth runs the AWS Solutions checks; an unacknowledged finding fails it.
-Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+buildBridgeApp(app);
 app.synth();

@@ -1,4 +1,9 @@
 import * as z from 'zod';
+import { downloadRequestSchema } from '../functions/download/download-invoice.ts';
+import { erpUpdateRequestSchema } from '../functions/erp-update/update-erp.ts';
+import { retryRequestSchema } from '../functions/retry/retry-order.ts';
+import { ValidationError } from '../shared/errors.ts';
+import { parseRequest } from '../shared/validation.ts';
 import { JOB_FUNCTIONS, type JobFunction } from '../shared/jobs.ts';
 import { RETRY_DAILY_LIMIT, SWEEP_SETTINGS, type SweepSettings } from '../shared/schedule-settings.ts';
 import type { ScheduleConfig } from './schedules.ts';
@@ -14,18 +19,32 @@ const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400,
 
 const days = (minimum: number) => z.number({ error: 'must be a number of days' }).int({ error: 'must be a whole number of days' }).min(minimum, { error: `must be at least ${minimum} days` });
 
+const wholeNumber = (minimum: number, maximum: number) =>
+  z
+    .number({ error: `must be a whole number from ${minimum} to ${maximum}` })
+    .int({ error: `must be a whole number from ${minimum} to ${maximum}` })
+    .min(minimum, { error: `must be a whole number from ${minimum} to ${maximum}` })
+    .max(maximum, { error: `must be a whole number from ${minimum} to ${maximum}` });
+
 const sweepOverrides = z
   .object({
-    everyMinutes: z.number().int().min(1).max(1_440),
-    batchSize: z.number().int().min(1).max(100),
-    concurrency: z.number().int().min(1).max(50),
-    callsPerMinute: z.number().int().min(1).max(6_000),
-    maxAttempts: z.number().int().min(1).max(1_000),
-    backoffBaseSeconds: z.number().min(1).max(86_400),
-    backoffMaxSeconds: z.number().min(1).max(7 * 86_400),
+    everyMinutes: wholeNumber(1, 1_440),
+    batchSize: wholeNumber(1, 100),
+    concurrency: wholeNumber(1, 50),
+    callsPerMinute: wholeNumber(1, 6_000),
+    maxAttempts: wholeNumber(1, 1_000),
+    backoffBaseSeconds: wholeNumber(1, 86_400),
+    backoffMaxSeconds: wholeNumber(1, 7 * 86_400),
   })
   .partial()
   .strict();
+
+/** EventBridge Scheduler's recurring expressions: cron with its six fields, or rate with a unit. */
+const SCHEDULE_EXPRESSION = /^(cron\(\S+( \S+){5}\)|rate\([1-9]\d* (minute|minutes|hour|hours|day|days)\))$/;
+
+/** Each function's request schema: a fixed batch's jobs are the bodies its HTTP route takes. */
+const requestSchemaOf = (fn: JobFunction, checkCreditCode: boolean) =>
+  ({ retry: retryRequestSchema(checkCreditCode), 'erp-update': erpUpdateRequestSchema, download: downloadRequestSchema(checkCreditCode) })[fn];
 
 export const stackConfigSchema = z
   .object({
@@ -59,7 +78,7 @@ export const stackConfigSchema = z
         oldVersionsToGlacierDays: days(1).default(30),
         /**
          * Object Lock in compliance mode for this many years: no one, the root user included, can delete or
-         * overwrite a mirrored invoice until then. Only for a new bucket; absent: no lock.
+         * overwrite a mirrored invoice until then. Invoices mirrored from then on are locked; absent: no lock.
          */
         objectLockYears: z.number().int().min(1, { error: 'must be 1 to 30 years' }).max(30, { error: 'must be 1 to 30 years' }).optional(),
       })
@@ -69,6 +88,27 @@ export const stackConfigSchema = z
         error: 'must be at least 30 days after filesToInfrequentAccessDays (S3 keeps objects in Standard-IA 30 days)',
       })
       .default({ filesToInfrequentAccessDays: 90, filesToGlacierDays: 365, oldVersionsToGlacierDays: 30 }),
+    /**
+     * Where durable file links point: the API's own URL by default. Set it to a custom domain mapped to the API so
+     * that links handed to the ERP survive the API being replaced.
+     */
+    publicBaseUrl: z
+      .url({ protocol: /^https$/, error: 'must be an https:// URL' })
+      .refine((url) => !/[?#]/.test(url), { error: 'must have no query or fragment' })
+      .optional(),
+    /** Limits on each file fetched from Jumdata's links. */
+    mirror: z
+      .object({
+        /** A larger file is refused and nothing of it is kept. */
+        maxFileMegabytes: wholeNumber(1, 1_024).default(64),
+        /**
+         * The whole transfer of one file, at most. A download has 25 s in all (the API's budget, a sweep's too),
+         * so a longer limit would never be reached.
+         */
+        fileTimeoutSeconds: wholeNumber(1, 22).default(20),
+      })
+      .strict()
+      .default({ maxFileMegabytes: 64, fileTimeoutSeconds: 20 }),
     /** Each function's sweep, over the defaults of shared/schedule-settings.ts. */
     sweeps: z.partialRecord(z.enum(JOB_FUNCTIONS as [JobFunction, ...JobFunction[]]), sweepOverrides).default({}),
     /** Re-pushes of one order per China day. */
@@ -80,14 +120,47 @@ export const stackConfigSchema = z
           .object({
             name: z.string().regex(/^[A-Za-z0-9-]{1,40}$/, { error: 'must be 1 to 40 letters, digits or -' }),
             function: z.enum(JOB_FUNCTIONS as [JobFunction, ...JobFunction[]]),
-            expression: z.string().regex(/^(cron|rate)\(.+\)$/, { error: 'must be cron(...) or rate(...)' }),
+            expression: z.string().regex(SCHEDULE_EXPRESSION, {
+              error: 'must be cron(minutes hours day-of-month month day-of-week year) or rate(N minutes|hours|days)',
+            }),
             jobs: z.array(z.unknown()).min(1).max(1_000),
           })
           .strict(),
       )
       .default([]),
   })
-  .strict();
+  .strict()
+  .superRefine((config, context) => {
+    for (const [fn, overrides] of Object.entries(config.sweeps)) {
+      const base = overrides.backoffBaseSeconds ?? SWEEP_SETTINGS[fn as JobFunction].backoffBaseSeconds;
+      const max = overrides.backoffMaxSeconds ?? SWEEP_SETTINGS[fn as JobFunction].backoffMaxSeconds;
+      if (max < base) {
+        context.addIssue({ code: 'custom', path: ['sweeps', fn, 'backoffMaxSeconds'], message: `must be at least backoffBaseSeconds (${base})` });
+      }
+    }
+    const names = new Set<string>();
+    for (const [index, batch] of config.fixedBatches.entries()) {
+      if (names.has(batch.name)) context.addIssue({ code: 'custom', path: ['fixedBatches', index, 'name'], message: `'${batch.name}' is used twice` });
+      names.add(batch.name);
+      // A bad job would only show at run time, as a 400 in a report nobody reads: refuse it at synth.
+      const schema = requestSchemaOf(batch.function, config.taxNumCheck === 'strict');
+      for (const [jobIndex, job] of batch.jobs.entries()) {
+        for (const problem of requestProblems(schema, job)) {
+          context.addIssue({ code: 'custom', path: ['fixedBatches', index, 'jobs', jobIndex, problem.field], message: problem.message });
+        }
+      }
+    }
+  });
+
+function requestProblems(schema: Parameters<typeof parseRequest>[0], job: unknown) {
+  try {
+    parseRequest(schema, job);
+    return [];
+  } catch (error) {
+    if (error instanceof ValidationError) return error.details;
+    throw error;
+  }
+}
 
 export type StackConfig = z.infer<typeof stackConfigSchema>;
 

@@ -31,9 +31,11 @@ export function invoiceBucket(scope: Construct, archive: StackConfig['archive'])
     serverAccessLogsPrefix: 'archive/',
     // Invoices must be kept for years: the bucket outlives the stack.
     removalPolicy: RemovalPolicy.RETAIN,
-    // Without a default retention: the download function locks each invoice's objects once all are stored, so that
-    // the objects of an attempt that failed half way can still be removed.
-    objectLockEnabled: archive.objectLockYears !== undefined ? true : undefined,
+    // Always on, so that configuring objectLockYears later does not replace the bucket (CloudFormation replaces a
+    // bucket whose ObjectLockEnabled changes, leaving the old one and every invoice in it behind). Without a default
+    // retention it locks nothing by itself: with objectLockYears the download function locks each invoice's objects
+    // once all are stored, so that the objects of an attempt that failed half way can still be removed.
+    objectLockEnabled: true,
     lifecycleRules: [
       // A function that died mid-upload leaves parts that cost money and are never completed.
       { id: 'abort-incomplete-uploads', abortIncompleteMultipartUploadAfter: Duration.days(1) },
@@ -60,11 +62,12 @@ export function grantInvoiceArchive(bucket: Bucket, grantee: IGrantable, options
   const statements = [
     // Reading a key that does not exist answers 404 only with ListBucket; without it S3 says 403.
     new PolicyStatement({ effect: Effect.ALLOW, actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }),
-    // Reading and writing the files and invoice.json; removing the objects of a failed attempt for good, and the
-    // parts of an aborted multipart upload.
+    // Reading and writing the files and invoice.json; removing the objects of a failed attempt for good (by version:
+    // the bucket is versioned, and the function never deletes without one, so no s3:DeleteObject), and the parts of
+    // an aborted multipart upload.
     new PolicyStatement({
       effect: Effect.ALLOW,
-      actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:DeleteObjectVersion', 's3:AbortMultipartUpload'],
+      actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObjectVersion', 's3:AbortMultipartUpload'],
       resources: [objects('invoices/')],
     }),
     // Locking a completely mirrored invoice's objects (Object Lock, compliance mode), when the bucket has it.

@@ -68,6 +68,10 @@ export class InvoiceStack extends Stack {
       throttle: { rateLimit: 20, burstLimit: 40 },
     });
     new CfnOutput(this, 'ApiUrl', { value: stage.url, description: 'Base URL of the API (IAM-signed calls)' });
+    new CfnOutput(this, 'ApiAccessLogGroup', {
+      value: accessLogs.logGroupName,
+      description: 'One JSON line per API request (caller, route, status): aws logs tail <this> --follow',
+    });
     this.bucket = invoiceBucket(this, this.config.archive);
     this.jobs = jobsTable(this);
 
@@ -123,10 +127,11 @@ export class InvoiceStack extends Stack {
         JUMDATA_DOWNLOAD_PATH: '/invoice/download',
         LINK_KEY_SECRET_ID: linkKey.secretArn,
         BUCKET_NAME: this.bucket.bucketName,
-        PUBLIC_BASE_URL: stage.url,
+        // Durable links outlive the API's own address when a custom domain is configured in front of it.
+        PUBLIC_BASE_URL: this.config.publicBaseUrl ?? stage.url,
         ...(this.config.mirrorAllowedHosts.length > 0 ? { MIRROR_ALLOWED_HOSTS: this.config.mirrorAllowedHosts.join(',') } : {}),
-        MIRROR_MAX_FILE_BYTES: String(64 * 1024 * 1024),
-        MIRROR_FILE_TIMEOUT_MS: '20000',
+        MIRROR_MAX_FILE_BYTES: String(this.config.mirror.maxFileMegabytes * 1024 * 1024),
+        MIRROR_FILE_TIMEOUT_MS: String(this.config.mirror.fileTimeoutSeconds * 1000),
         PRESIGNED_URL_SECONDS: '600',
         ...(this.config.archive.objectLockYears ? { OBJECT_LOCK_YEARS: String(this.config.archive.objectLockYears) } : {}),
         NODE_OPTIONS: DOWNLOAD_NODE_OPTIONS,
@@ -138,7 +143,7 @@ export class InvoiceStack extends Stack {
     this.functions = { retry, erpUpdate, download };
     const functions = { retry, 'erp-update': erpUpdate, download };
     const schedules = new JobSchedules(this, 'Schedules', { functions, config: this.schedules });
-    const alarms = [...new FunctionAlarms(this, 'Alarms', functions).alarms, ...schedules.alarms];
+    const alarms = [...new FunctionAlarms(this, 'Alarms', { functions, api: this.api }).alarms, ...schedules.alarms];
     if (this.config.alarmEmail) mailAlarms(this, this.config.alarmEmail, alarms);
   }
 

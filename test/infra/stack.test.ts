@@ -117,6 +117,39 @@ describe('the retry function', () => {
   });
 });
 
+describe('every function', () => {
+  it.each(JOB_FUNCTIONS)('%s: logs JSON to its own log group, kept when the stack goes, and traces actively', (name) => {
+    const { properties } = functionNamed(name);
+    expect(properties.LoggingConfig).toMatchObject({ LogFormat: 'JSON' });
+    expect(properties.TracingConfig).toEqual({ Mode: 'Active' });
+    expect(properties.Environment.Variables.POWERTOOLS_SERVICE_NAME).toBe(`einvoice-bridge-${name}`);
+    expect(template.toJSON().Resources[properties.LoggingConfig.LogGroup.Ref]).toMatchObject({
+      Type: 'AWS::Logs::LogGroup',
+      Properties: { RetentionInDays: 180 },
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+    });
+  });
+
+  it('has a role of its own, with no AWS managed policy', () => {
+    const roles = JOB_FUNCTIONS.map((name) => functionNamed(name).properties.Role['Fn::GetAtt'][0] as string);
+    expect(new Set(roles).size).toBe(JOB_FUNCTIONS.length);
+    for (const role of roles) {
+      expect(template.toJSON().Resources[role].Properties.ManagedPolicyArns).toBeUndefined();
+      expect(template.toJSON().Resources[role].Properties.AssumeRolePolicyDocument.Statement).toEqual([
+        expect.objectContaining({ Action: 'sts:AssumeRole', Principal: { Service: 'lambda.amazonaws.com' } }),
+      ]);
+    }
+  });
+
+  it('is granted no wildcard action', () => {
+    for (const name of JOB_FUNCTIONS) {
+      const actions = statementsOf(name).flatMap((statement) => [statement.Action].flat() as string[]);
+      expect(actions.filter((action) => action.includes('*')), name).toEqual([]);
+    }
+  });
+});
+
 describe('the fw199 secret', () => {
   it('is created with empty fields, so the stack never holds the real credentials', () => {
     expect(template.toJSON().Resources[secretIdNamed('Fw199Secret')].Properties.SecretString).toBe(
@@ -219,6 +252,29 @@ describe('the archive bucket', () => {
     });
   });
 
+  it('logs its access to a bucket as private, encrypted and TLS-only as itself, which S3 may write to by policy', () => {
+    // Prepare
+    const logBucketId = archive().bucket.Properties.LoggingConfiguration.DestinationBucketName.Ref as string;
+    const logBucket = template.toJSON().Resources[logBucketId];
+    // Assess
+    expect(logBucket.DeletionPolicy).toBe('Retain');
+    expect(logBucket.Properties).toMatchObject({
+      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+      OwnershipControls: { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] },
+      LifecycleConfiguration: { Rules: [expect.objectContaining({ ExpirationInDays: 365, Status: 'Enabled' })] },
+    });
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: logBucketId },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          Match.objectLike({ Effect: 'Allow', Principal: { Service: 'logging.s3.amazonaws.com' }, Action: 's3:PutObject' }),
+        ]),
+      },
+    });
+  });
+
   it('aborts multipart uploads left incomplete for a day', () => {
     expect(archive().bucket.Properties.LifecycleConfiguration.Rules).toContainEqual(
       expect.objectContaining({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }, Status: 'Enabled' }),
@@ -260,7 +316,21 @@ describe('the download function', () => {
     expect(variables.NODE_OPTIONS).toBe('--enable-source-maps --max-semi-space-size=1 --expose-gc');
     // On AWS no file host is exempt: https and public addresses only.
     expect(variables.MIRROR_ALLOWED_HOSTS).toBeUndefined();
+    expect(variables).toMatchObject({ MIRROR_MAX_FILE_BYTES: String(64 * 1024 * 1024), MIRROR_FILE_TIMEOUT_MS: '20000' });
     expect(JSON.stringify(variables.PUBLIC_BASE_URL)).toContain('execute-api');
+  });
+
+  it('takes the file limits and a custom domain for durable links from the configuration', () => {
+    // Act
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const config = parseStackConfig({ publicBaseUrl: 'https://einvoice.example.com', mirror: { maxFileMegabytes: 8, fileTimeoutSeconds: 10 } });
+    const custom = Template.fromStack(new InvoiceStack(app, 'CustomDomain', { config }));
+    // Assess
+    expect(functionNamed('download', custom).properties.Environment.Variables).toMatchObject({
+      PUBLIC_BASE_URL: 'https://einvoice.example.com',
+      MIRROR_MAX_FILE_BYTES: String(8 * 1024 * 1024),
+      MIRROR_FILE_TIMEOUT_MS: '10000',
+    });
   });
 
   it('reads its Jumdata secret and the link key, and no other secret', () => {
@@ -275,7 +345,8 @@ describe('the download function', () => {
     expect(s3Statements).toEqual([
       { Action: 's3:ListBucket', Effect: 'Allow', Resource: { 'Fn::GetAtt': [archiveId(), 'Arn'] } },
       {
-        Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:DeleteObjectVersion', 's3:AbortMultipartUpload'],
+        // Deletes go by version only: no s3:DeleteObject, which would let the function hide invoices behind delete markers.
+        Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObjectVersion', 's3:AbortMultipartUpload'],
         Effect: 'Allow',
         Resource: prefixArn('invoices/'),
       },
@@ -573,15 +644,19 @@ describe('the production settings of the configuration', () => {
     }
   });
 
-  it('has no Object Lock by default, and compliance-mode locking of mirrored invoices when configured', () => {
+  it('locks nothing by default, and locks mirrored invoices in compliance mode when configured, on the same bucket', () => {
     // Act
     const locked = configuredStack('Locked', { archive: { objectLockYears: 10 } });
-    // Assess: the bucket has Object Lock but no default retention (an attempt that failed half way can be removed)
+    // Assess: both buckets have Object Lock (changing it would replace the bucket) and no default retention (an
+    // attempt that failed half way can be removed)
     const archiveOf = (stack: Template) =>
-      Object.values(stack.findResources('AWS::S3::Bucket', { Properties: { VersioningConfiguration: { Status: 'Enabled' } } }))[0]!.Properties;
-    expect(archiveOf(template).ObjectLockEnabled).toBeUndefined();
-    expect(archiveOf(locked).ObjectLockEnabled).toBe(true);
-    expect(archiveOf(locked).ObjectLockConfiguration).toBeUndefined();
+      Object.entries(stack.findResources('AWS::S3::Bucket', { Properties: { VersioningConfiguration: { Status: 'Enabled' } } }))[0]!;
+    for (const stack of [template, locked]) {
+      expect(archiveOf(stack)[1].Properties.ObjectLockEnabled).toBe(true);
+      expect(archiveOf(stack)[1].Properties.ObjectLockConfiguration).toBeUndefined();
+    }
+    // The same logical id: turning the lock on is an update of the bucket, not a new one
+    expect(archiveOf(locked)[0]).toBe(archiveOf(template)[0]);
     expect(functionNamed('download', locked).properties.Environment.Variables.OBJECT_LOCK_YEARS).toBe('10');
     expect(functionNamed('download').properties.Environment.Variables.OBJECT_LOCK_YEARS).toBeUndefined();
     const retentionGrants = (stack: Template) =>
@@ -592,10 +667,9 @@ describe('the production settings of the configuration', () => {
     ]);
   });
 
-  it('alarms when a function fails or is throttled, and mails every alarm only when an address is configured', () => {
-    // Assess: an alarm on Errors and one on Throttles per function, with no action by default
+  it('alarms when a function fails, is throttled or logs an error, and when the API answers 5xx', () => {
     for (const name of JOB_FUNCTIONS) {
-      const { logicalId } = functionNamed(name);
+      const { logicalId, properties } = functionNamed(name);
       for (const metric of ['Errors', 'Throttles']) {
         const alarms = template.findResources('AWS::CloudWatch::Alarm', {
           Properties: { MetricName: metric, Namespace: 'AWS/Lambda', Dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalId } }] },
@@ -604,27 +678,83 @@ describe('the production settings of the configuration', () => {
           expect.objectContaining({ Threshold: 1, ComparisonOperator: 'GreaterThanOrEqualToThreshold', Statistic: 'Sum', Period: 300, TreatMissingData: 'notBreaching' }),
         ]);
       }
+      // Errors the function answers or logs (a 500, a failed batch job) never reach Lambda's Errors metric: its
+      // ERROR log lines are counted from its own log group, and alarmed on
+      const filters = Object.values(
+        template.findResources('AWS::Logs::MetricFilter', { Properties: { LogGroupName: { Ref: properties.LoggingConfig.LogGroup.Ref } } }),
+      );
+      expect(filters.map((filter) => filter.Properties), name).toEqual([
+        expect.objectContaining({
+          FilterPattern: '{ $.level = "ERROR" }',
+          MetricTransformations: [{ MetricNamespace: 'EinvoiceBridge/Test', MetricName: `${name}-logged-errors`, MetricValue: '1' }],
+        }),
+      ]);
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'EinvoiceBridge/Test',
+        MetricName: `${name}-logged-errors`,
+        Statistic: 'Sum',
+        Threshold: 1,
+        AlarmDescription: Match.stringLikeRegexp('"level":"ERROR"'),
+      });
     }
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/ApiGateway',
+      MetricName: '5xx',
+      Dimensions: [{ Name: 'ApiId', Value: { Ref: Object.keys(template.findResources('AWS::ApiGatewayV2::Api'))[0] } }],
+      Statistic: 'Sum',
+      Threshold: 1,
+    });
+  });
+
+  it('mails every alarm only when an address is configured, through a topic CloudWatch may publish to', () => {
+    // Assess: no topic and no action by default
     template.resourceCountIs('AWS::SNS::Topic', 0);
     expect(Object.values(template.findResources('AWS::CloudWatch::Alarm')).every((alarm) => alarm.Properties.AlarmActions === undefined)).toBe(true);
 
     // Act
     const mailed = configuredStack('Mailed', { alarmEmail: 'it@example.com' });
-    // Assess: one encrypted topic, TLS only, the address subscribed, every alarm (9) sending to it
+    // Assess: one encrypted topic, TLS only, the address subscribed
     const topics = mailed.findResources('AWS::SNS::Topic');
     expect(Object.keys(topics)).toHaveLength(1);
     const [topicId, topic] = Object.entries(topics)[0]!;
     expect(topic.Properties.KmsMasterKeyId).toBeDefined();
     mailed.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'it@example.com', TopicArn: { Ref: topicId } });
+    // The topic's policy replaces SNS's default one: without an Allow for CloudWatch no alarm would ever arrive.
+    // CloudWatch may publish and use the key only for this account's alarms.
+    const fromOurAlarms = {
+      StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+      ArnLike: { 'aws:SourceArn': { 'Fn::Join': ['', Match.arrayWith([':cloudwatch:', ':alarm:*'])] } },
+    };
     mailed.hasResourceProperties('AWS::SNS::TopicPolicy', {
-      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
+      Topics: [{ Ref: topicId }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          Match.objectLike({
+            Effect: 'Allow',
+            Principal: { Service: 'cloudwatch.amazonaws.com' },
+            Action: 'sns:Publish',
+            Resource: { Ref: topicId },
+            Condition: fromOurAlarms,
+          }),
+        ]),
+      },
     });
     mailed.hasResourceProperties('AWS::KMS::Key', {
       EnableKeyRotation: true,
-      KeyPolicy: { Statement: Match.arrayWith([Match.objectLike({ Principal: { Service: 'cloudwatch.amazonaws.com' } })]) },
+      KeyPolicy: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Principal: { Service: 'cloudwatch.amazonaws.com' },
+            Action: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+            Condition: fromOurAlarms,
+          }),
+        ]),
+      },
     });
+    // Every alarm sends to it: three per function, the API's, and one per dead-letter queue
     const alarms = Object.values(mailed.findResources('AWS::CloudWatch::Alarm'));
-    expect(alarms).toHaveLength(JOB_FUNCTIONS.length * 3);
+    expect(alarms).toHaveLength(JOB_FUNCTIONS.length * 4 + 1);
     expect(alarms.every((alarm) => JSON.stringify(alarm.Properties.AlarmActions) === JSON.stringify([{ Ref: topicId }]))).toBe(true);
   });
 
@@ -642,10 +772,10 @@ describe('the stack outputs', () => {
   it('name the API, each secret to set and each function\'s log group', () => {
     const outputs = template.findOutputs('*');
     expect(Object.keys(outputs)).toEqual(
-      expect.arrayContaining(['ApiUrl', 'Fw199SecretArn', 'WdtSecretArn', 'JumdataSecretArn', 'RetryLogGroup', 'ErpUpdateLogGroup', 'DownloadLogGroup']),
+      expect.arrayContaining(['ApiUrl', 'ApiAccessLogGroup', 'Fw199SecretArn', 'WdtSecretArn', 'JumdataSecretArn', 'RetryLogGroup', 'ErpUpdateLogGroup', 'DownloadLogGroup']),
     );
     const logGroups = Object.keys(template.findResources('AWS::Logs::LogGroup'));
-    for (const name of ['RetryLogGroup', 'ErpUpdateLogGroup', 'DownloadLogGroup']) {
+    for (const name of ['ApiAccessLogGroup', 'RetryLogGroup', 'ErpUpdateLogGroup', 'DownloadLogGroup']) {
       expect(logGroups).toContain(outputs[name]!.Value.Ref);
     }
   });

@@ -13,6 +13,7 @@ describe('the stack configuration', () => {
       logRetentionDays: 180,
       mirrorAllowedHosts: [],
       archive: { filesToInfrequentAccessDays: 90, filesToGlacierDays: 365, oldVersionsToGlacierDays: 30 },
+      mirror: { maxFileMegabytes: 64, fileTimeoutSeconds: 20 },
       sweeps: {},
       retryDailyLimit: RETRY_DAILY_LIMIT,
       fixedBatches: [],
@@ -37,6 +38,8 @@ describe('the stack configuration', () => {
         alarmEmail: 'not-an-address',
         mirrorAllowedHosts: ['Files.Example.com'],
         archive: { filesToInfrequentAccessDays: 90, filesToGlacierDays: 100, objectLockYears: 50 },
+        publicBaseUrl: 'http://files.example.com',
+        mirror: { maxFileMegabytes: 0, fileTimeoutSeconds: 30 },
         sweeps: { download: { callsPerMinute: 0 } },
         retryDailyLimit: 25,
         fixedBatches: [{ name: 'x', function: 'invoice', expression: '0 9 * * *', jobs: [] }],
@@ -50,10 +53,13 @@ describe('the stack configuration', () => {
       'config.alarmEmail: must be an e-mail address',
       'config.mirrorAllowedHosts.0: must be host or host:port',
       'config.archive.objectLockYears: must be 1 to 30 years',
-      'config.sweeps.download.callsPerMinute',
+      'config.publicBaseUrl: must be an https:// URL',
+      'config.mirror.maxFileMegabytes: must be a whole number from 1 to 1024',
+      'config.mirror.fileTimeoutSeconds: must be a whole number from 1 to 22',
+      'config.sweeps.download.callsPerMinute: must be a whole number from 1 to 6000',
       "config.retryDailyLimit: must be at most 20 (Nuonuo's own cap)",
       'config.fixedBatches.0.function',
-      'config.fixedBatches.0.expression: must be cron(...) or rate(...)',
+      'config.fixedBatches.0.expression: must be cron(minutes hours day-of-month month day-of-week year) or rate(N minutes|hours|days)',
       'config.fixedBatches.0.jobs',
       'config.(root): Unrecognized key: "colour"',
     ]) {
@@ -64,6 +70,49 @@ describe('the stack configuration', () => {
   it('refuses archive classes out of order: Glacier at least 30 days after Standard-IA', () => {
     expect(() => parseStackConfig({ archive: { filesToInfrequentAccessDays: 90, filesToGlacierDays: 100 } })).toThrow(
       'config.archive.filesToGlacierDays: must be at least 30 days after filesToInfrequentAccessDays',
+    );
+  });
+
+  it('refuses fixed batches that could only fail later: a malformed schedule, a name used twice, a job its function would refuse', () => {
+    // Prepare
+    const job = { taxNum: '91310117568051222X', orderNo: 'A-1' };
+    const batch = (name: string, expression: string, jobs: unknown[]) => ({ name, function: 'retry', expression, jobs });
+    // Act
+    const act = () =>
+      parseStackConfig({
+        fixedBatches: [
+          batch('morning', 'cron(banana)', [job]),
+          batch('morning', 'rate(5 fortnights)', [job, { taxNum: '123', orderNo: 'A-2' }, 'not an object']),
+        ],
+      });
+    // Assess
+    for (const field of [
+      'config.fixedBatches.0.expression: must be cron(',
+      'config.fixedBatches.1.expression: must be cron(',
+      "config.fixedBatches.1.name: 'morning' is used twice",
+      'config.fixedBatches.1.jobs.1.taxNum: ',
+      'config.fixedBatches.1.jobs.2.body: must be a JSON object',
+    ]) {
+      expect(act, field).toThrow(field);
+    }
+    expect(act).not.toThrow('config.fixedBatches.1.jobs.0');
+    // A well-formed batch passes, with each function's own request shape
+    expect(() =>
+      parseStackConfig({
+        fixedBatches: [
+          batch('every-morning', 'cron(0 9 * * ? *)', [job]),
+          { name: 'hourly-files', function: 'download', expression: 'rate(1 hour)', jobs: [{ taxNum: job.taxNum, invoiceNo: '24312000000000000001', issueDate: '2024-04-25', direction: 'sales' }] },
+        ],
+      }),
+    ).not.toThrow();
+  });
+
+  it('refuses a sweep backoff whose cap is below its base, counting the defaults', () => {
+    expect(() => parseStackConfig({ sweeps: { retry: { backoffBaseSeconds: 600, backoffMaxSeconds: 300 } } })).toThrow(
+      'config.sweeps.retry.backoffMaxSeconds: must be at least backoffBaseSeconds (600)',
+    );
+    expect(() => parseStackConfig({ sweeps: { retry: { backoffMaxSeconds: 1 } } })).toThrow(
+      `config.sweeps.retry.backoffMaxSeconds: must be at least backoffBaseSeconds (${SWEEP_SETTINGS.retry.backoffBaseSeconds})`,
     );
   });
 
