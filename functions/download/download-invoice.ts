@@ -25,8 +25,8 @@ import { backoffSeconds, type RetryPolicy } from '#shared/retry-policy';
 import type { JsonStore } from '#shared/storage';
 import { parseRequest, taxNumSchema } from '#shared/validation';
 import { invoicePrefix, invoiceRecordKey, readMirroredInvoice, type MirroredInvoice } from './archive.ts';
-import { mirrorInvoiceFiles } from './mirror.ts';
-import { lockObjects } from './retention.ts';
+import { mirrorInvoiceFiles, type MirroredFile } from './mirror.ts';
+import { lockObjects, ObjectLockError, type LockableObject } from './retention.ts';
 import { downloadJobKey, WorkStore, type DownloadWork } from './work.ts';
 
 export function downloadRequestSchema(checkCreditCode: boolean) {
@@ -186,12 +186,18 @@ export function downloadInvoice(deps: DownloadDeps) {
         }),
         keepAnswer,
       ]);
+      // The file versions under Object Lock: from here on they cannot be removed, whatever becomes of the attempt.
+      let locked: LockedFiles | undefined;
       if (deps.lockYears !== undefined) {
-        // Locked before invoice.json exists: an invoice is only ever complete with its files locked.
-        await lockObjects(deps.s3, deps.bucket, Object.values(files), deps.lockYears).catch(async (error: unknown) => {
-          await removeFiles(deps, files);
+        // Locked before invoice.json exists: an invoice is only ever complete with its files locked. A refusal
+        // leaves the job pending with the paid answer kept; whatever got locked before it stays (and is logged).
+        try {
+          const retainUntil = await lockObjects(deps.s3, deps.bucket, Object.values(files), deps.lockYears);
+          locked = { locked: Object.values(files), retainUntil };
+        } catch (error) {
+          await removeFiles(deps, files, error instanceof ObjectLockError ? error : undefined);
           throw error;
-        });
+        }
       }
       const invoice: MirroredInvoice = {
         ...query,
@@ -209,8 +215,9 @@ export function downloadInvoice(deps: DownloadDeps) {
       if (finished.status === 'fulfilled') held = finished.value;
       else logger.warn('finished work record not marked done', { error: finished.reason });
       if (recorded.status === 'rejected') {
-        // Without invoice.json the files are orphans: they go, and the kept answer lets a later run redo them.
-        await removeFiles(deps, files);
+        // Without invoice.json the files are orphans: they go (unless locked), and the kept answer lets a later run
+        // redo them.
+        await removeFiles(deps, files, locked);
         throw recorded.reason;
       }
       if (deps.lockYears !== undefined) {
@@ -286,13 +293,35 @@ const LINK_SAFETY_MS = 6 * 3600 * 1000;
 const hasUsableAnswer = (work: DownloadWork) =>
   work.jumdata !== undefined && !work.jumdata.linksGone && Date.now() - Date.parse(work.jumdata.fetchedAt) < LINK_LIFETIME_MS;
 
-async function removeFiles(deps: DownloadDeps, files: MirroredInvoice['files']) {
+/** Versions of an attempt's files under Object Lock, and until when. */
+interface LockedFiles {
+  locked: readonly LockableObject[];
+  retainUntil: Date;
+}
+
+/**
+ * Removes the files of an attempt that did not finish. Versions under Object Lock cannot be removed (S3 refuses every
+ * delete until the lock ends): they are left, and said so once, by key, version and date, so that someone can
+ * account for them. The next attempt stores new versions over them; the locked ones stay as old versions.
+ */
+async function removeFiles(deps: DownloadDeps, files: MirroredInvoice['files'], lock?: LockedFiles) {
+  const isLocked = (file: MirroredFile) =>
+    lock?.locked.some((version) => version.key === file.key && version.versionId === file.versionId) ?? false;
+  const stayLocked = Object.values(files).filter(isLocked);
+  if (stayLocked.length > 0) {
+    logger.error('files of an unfinished download stay locked (Object Lock, compliance mode) and cannot be removed', {
+      lockedVersions: stayLocked.map((file) => ({ key: file.key, versionId: file.versionId })),
+      retainUntil: lock!.retainUntil.toISOString(),
+    });
+  }
   await Promise.all(
-    Object.values(files).map((file) =>
-      deps.s3
-        .send(new DeleteObjectCommand({ Bucket: deps.bucket, Key: file.key, VersionId: file.versionId }))
-        .catch((error: unknown) => logger.error('orphaned file not removed', { key: file.key, error })),
-    ),
+    Object.values(files)
+      .filter((file) => !isLocked(file))
+      .map((file) =>
+        deps.s3
+          .send(new DeleteObjectCommand({ Bucket: deps.bucket, Key: file.key, VersionId: file.versionId }))
+          .catch((error: unknown) => logger.error('orphaned file not removed', { key: file.key, error })),
+      ),
   );
 }
 
