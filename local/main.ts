@@ -4,7 +4,12 @@ import { startLocalMode } from './server.ts';
 
 /** `npm start`: local mode in the foreground, with a ready line and examples to paste. */
 
-const local = await startLocalMode();
+const local = await startLocalMode({
+  // What the same requests would cost against Jumdata: one line per call the sandbox bills.
+  jumdata: {
+    onBilledCall: ({ billedCalls, invoiceNo }) => console.log(`jumdata sandbox: billed call ${billedCalls} (invoice ${invoiceNo})`),
+  },
+});
 const providers = [
   local.sandboxes.fw199 ? `fw199 sandbox ${local.sandboxes.fw199.url}` : `fw199 ${process.env.FW199_BASE_URL}`,
   local.sandboxes.wdt ? `WDT sandbox ${local.sandboxes.wdt.url}` : `WDT ${process.env.WDT_BASE_URL}`,
@@ -35,7 +40,7 @@ Try it:
   curl -s '${local.url}/jobs?state=pending'   # unfinished jobs, with their last error
   curl -s '${local.url}/jobs?state=failed'    # jobs that will not be tried again
 
-Sweeps of unfinished jobs run every ${process.env.LOCAL_SWEEP_SECONDS ?? 60} s (LOCAL_SWEEP_SECONDS; 0 turns them off), as the stack's schedules do on AWS.
+${local.sandboxes.jumdata ? 'Each call the Jumdata sandbox bills is printed as "jumdata sandbox: billed call N (invoice X)".\n' : ''}Sweeps of unfinished jobs run every ${process.env.LOCAL_SWEEP_SECONDS ?? 60} s (LOCAL_SWEEP_SECONDS; 0 turns them off), as the stack's schedules do on AWS.
 
 Ctrl-C stops it.`);
 

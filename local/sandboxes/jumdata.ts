@@ -8,6 +8,8 @@ import { sendJson, startSandboxServer, type ReceivedRequest } from './sandbox-se
  * checks the sha256 signature and that the timestamp is in milliseconds and current, and it counts the calls it
  * billed (code 200). The invoice number picks a behaviour; any other 8- or 20-digit number is a plain success.
  * The files are real: a PDF, and zips holding an OFD and an XML document.
+ * `onBilledCall` hears of each billed call as it is answered: `npm start` prints a line for each, so that someone
+ * trying local mode sees what the same requests would cost against Jumdata; tests leave it unset and stay quiet.
  */
 
 export const JUMDATA_SANDBOX_CREDENTIALS = { appId: 'sandbox-jumdata-app', appSecret: 'sandbox-jumdata-secret' };
@@ -54,6 +56,8 @@ export interface JumdataSandboxOptions {
   callsPerMinute?: number;
   /** The sliding window the rate is enforced over (default a minute; tests use a second). */
   rateWindowMs?: number;
+  /** Called for each billed call once it is counted: `billedCalls` is the total so far, this one included. */
+  onBilledCall?: (call: { billedCalls: number; invoiceNo: string }) => void;
 }
 
 export interface JumdataSandbox {
@@ -73,6 +77,7 @@ export interface JumdataSandbox {
 
 export async function startJumdataSandbox(options: JumdataSandboxOptions = {}): Promise<JumdataSandbox> {
   const billed = new Map<string, number>();
+  let billedTotal = 0;
   const seen = new Map<string, number>();
   const files = new InvoiceFiles(options.fileBytes);
   let origin = '';
@@ -134,6 +139,8 @@ export async function startJumdataSandbox(options: JumdataSandboxOptions = {}): 
       if (invoiceNo.endsWith('603')) return { code: 603, msg: '余额不足请充值', taskNo, charge: false };
     }
     billed.set(invoiceNo, (billed.get(invoiceNo) ?? 0) + 1);
+    billedTotal += 1;
+    options.onBilledCall?.({ billedCalls: billedTotal, invoiceNo });
     const base = `${origin}/files/${invoiceNo}`;
     const answerNo = `?answer=${billed.get(invoiceNo)}`;
     return {
@@ -192,7 +199,7 @@ export async function startJumdataSandbox(options: JumdataSandboxOptions = {}): 
     url: origin,
     fileHost: origin.replace('http://', ''),
     received: server.received,
-    billedCalls: () => [...billed.values()].reduce((sum, n) => sum + n, 0),
+    billedCalls: () => billedTotal,
     billedCallsFor: (invoiceNo) => billed.get(invoiceNo) ?? 0,
     refusedForRate: () => refusedForRate,
     close: server.close,
