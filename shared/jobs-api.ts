@@ -1,8 +1,8 @@
-import * as z from 'zod';
 import { JOB_FUNCTIONS, type JobFunction, type JobRecord, type JobStore } from '#shared/jobs';
 import { ValidationError } from '#shared/errors';
 import type { HttpReply } from '#shared/middleware';
 import { parseRequest } from '#shared/validation';
+import * as z from '#shared/zod';
 
 /**
  * GET /jobs?state=pending|failed[&function=retry|erp-update|download][&limit=N][&cursor=...]: the unfinished jobs
@@ -11,9 +11,16 @@ import { parseRequest } from '#shared/validation';
 
 export const listJobsSchema = z.object({
   state: z.enum(['pending', 'failed'], { error: "is required: 'pending' or 'failed'" }),
-  function: z.enum(JOB_FUNCTIONS as [JobFunction, ...JobFunction[]], { error: "must be 'retry', 'erp-update' or 'download'" }).optional(),
-  limit: z.coerce.number({ error: 'must be a number' }).int({ error: 'must be a whole number' }).min(1, { error: 'must be 1 to 100' }).max(100, { error: 'must be 1 to 100' }).default(50),
-  cursor: z.string().optional(),
+  function: z.optional(z.enum(JOB_FUNCTIONS as [JobFunction, ...JobFunction[]], { error: "must be 'retry', 'erp-update' or 'download'" })),
+  limit: z._default(
+    z.coerce.number({ error: 'must be a number' }).check(
+      z.int({ error: 'must be a whole number' }),
+      z.gte(1, { error: 'must be 1 to 100' }),
+      z.lte(100, { error: 'must be 1 to 100' }),
+    ),
+    50,
+  ),
+  cursor: z.optional(z.string()),
 });
 
 /** Where each function's listing stopped; absent functions are finished. */

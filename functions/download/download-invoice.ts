@@ -1,5 +1,5 @@
 import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import * as z from 'zod';
+import * as z from '#shared/zod';
 import {
   LinksExpiredError,
   RecordedError,
@@ -34,7 +34,7 @@ export function downloadRequestSchema(checkCreditCode: boolean) {
     taxNum: taxNumSchema(checkCreditCode),
     invoiceNo: z
       .string({ error: 'is required and must be a string' })
-      .regex(/^(\d{20}|\d{8})$/, { error: 'must be 20 digits (数电) or 8 digits' }),
+      .check(z.regex(/^(\d{20}|\d{8})$/, { error: 'must be 20 digits (数电) or 8 digits' })),
     issueDate: z.iso.date({ error: 'must be a date as YYYY-MM-DD' }),
     direction: z.enum(['sales', 'purchase'], { error: "must be 'sales' (销项) or 'purchase' (进项)" }),
   });
