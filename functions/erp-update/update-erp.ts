@@ -30,7 +30,9 @@ export const erpUpdateRequestSchema = z
       path: ['invoiceNoOut'],
       error: 'is required when status is 80',
       when: ({ value }) => {
-        const { status, invoiceNoOut } = (value ?? {}) as { status?: unknown; invoiceNoOut?: unknown };
+        // Not an object (a JSON null body): the object's own issue says so, and the rule has nothing to read.
+        if (typeof value !== 'object' || value === null) return false;
+        const { status, invoiceNoOut } = value as { status?: unknown; invoiceNoOut?: unknown };
         return (status === undefined || status === 80) && (invoiceNoOut === undefined || invoiceNoOut === '');
       },
     }),
