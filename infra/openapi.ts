@@ -109,7 +109,7 @@ const success = (description: string, name: SchemaName) => ({ description, heade
 const jsonBody = (name: keyof typeof requestSchemas, description: string) => ({ required: true, description, content: json(name) });
 
 /** The parameters of a route from the schema its handler validates them with: path ones by the template, the rest query. */
-function parametersOf(path: string, schema: z.core.$ZodObject, descriptions: Record<string, string>) {
+function parametersOf(path: string, schema: z.core.$ZodType, descriptions: Record<string, string>) {
   const { properties = {}, required = [] } = jsonSchema(schema, 'input') as { properties?: Record<string, JsonObject>; required?: string[] };
   const inPath = new Set([...path.matchAll(/\{(\w+)\}/g)].map((match) => match[1]!));
   for (const name of inPath) {

@@ -7,31 +7,39 @@ import * as z from '#shared/zod';
  * Provider credentials. On AWS they come from Secrets Manager through Powertools Parameters, which keeps each one in
  * memory for `cacheSeconds`; in local mode they come from the JSON file named by LOCAL_SECRETS_FILE, which holds
  * the same shapes under the provider's name. Errors name the secret and the missing fields, never a value.
+ *
+ * Each schema is built when its secret is first read (z.lazy), not at import: a function reads one or two of them.
  */
 
 const nonEmpty = () => z.string().check(z.minLength(1));
 
-export const fw199SecretSchema = z.object({
-  appId: nonEmpty(),
-  appSecret: nonEmpty(),
-});
+export const fw199SecretSchema = z.lazy(() =>
+  z.object({
+    appId: nonEmpty(),
+    appSecret: nonEmpty(),
+  }),
+);
 export type Fw199Secret = z.output<typeof fw199SecretSchema>;
 
-export const wdtSecretSchema = z.object({
-  sid: nonEmpty(),
-  appKey: nonEmpty(),
-  appSecret: nonEmpty(),
-});
+export const wdtSecretSchema = z.lazy(() =>
+  z.object({
+    sid: nonEmpty(),
+    appKey: nonEmpty(),
+    appSecret: nonEmpty(),
+  }),
+);
 export type WdtSecret = z.output<typeof wdtSecretSchema>;
 
-export const jumdataSecretSchema = z.object({
-  appId: nonEmpty(),
-  appSecret: nonEmpty(),
-});
+export const jumdataSecretSchema = z.lazy(() =>
+  z.object({
+    appId: nonEmpty(),
+    appSecret: nonEmpty(),
+  }),
+);
 export type JumdataSecret = z.output<typeof jumdataSecretSchema>;
 
 /** The key that signs durable file links; the stack generates it. */
-export const linkKeySecretSchema = z.object({ key: z.string().check(z.minLength(32)) });
+export const linkKeySecretSchema = z.lazy(() => z.object({ key: z.string().check(z.minLength(32)) }));
 
 /** The secrets a function may load, by the name they have in LOCAL_SECRETS_FILE. */
 export type SecretName = ProviderName | 'linkKey';

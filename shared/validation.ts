@@ -59,7 +59,7 @@ export function identifierSchema(maxLength: number) {
 export const ORDER_NO_MAX_LENGTH = 64;
 
 /** Nuonuo's order number: what the shop sent when invoicing. */
-export const orderNoSchema = identifierSchema(ORDER_NO_MAX_LENGTH);
+export const orderNoSchema = () => identifierSchema(ORDER_NO_MAX_LENGTH);
 
 /** Free text a provider stores: any characters, at most `maxLength` code points. */
 export function freeTextSchema(maxLength: number) {

@@ -6,7 +6,7 @@ import { orderNoSchema, taxNumSchema } from '#shared/validation';
 import * as z from '#shared/zod';
 
 export function retryRequestSchema(checkCreditCode: boolean) {
-  return z.object({ taxNum: taxNumSchema(checkCreditCode), orderNo: orderNoSchema });
+  return z.object({ taxNum: taxNumSchema(checkCreditCode), orderNo: orderNoSchema() });
 }
 
 type RetryRequest = z.output<ReturnType<typeof retryRequestSchema>>;
