@@ -9,6 +9,10 @@ import { config } from 'zod/mini';
  *
  * zod/mini loads no locale, so every message would read "Invalid input". English, which classic zod loads, keeps
  * the messages that 400 answers and configuration errors carry ("Invalid URL", "Too big: ...") as they were.
+ *
+ * Request, event and secret schemas are built at their first parse (z.lazy), not at import: a cold start builds
+ * only the configuration's schema, which is parsed at import on purpose (a bad variable stops the function there,
+ * shared/config.ts), and an instance never builds the schemas of requests it does not get.
  */
 config(en());
 

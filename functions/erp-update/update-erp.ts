@@ -14,29 +14,32 @@ const optional = <T extends z.ZodMiniType>(schema: T) =>
     z.optional(schema),
   );
 
-export const erpUpdateRequestSchema = z
-  .object({
-    invoiceNo: identifierSchema(LIMITS.invoiceNo),
-    status: z._default(z.union([z.literal(65), z.literal(75), z.literal(80)], { error: 'must be 65, 75 or 80' }), 80),
-    invoiceNoOut: optional(identifierSchema(LIMITS.invoiceNoOut)),
-    // WDT requires the field, but 数电 invoices have no invoice code: empty is allowed and sent empty.
-    invoiceCode: z._default(z.union([z.literal(''), identifierSchema(LIMITS.invoiceCode)]), ''),
-    errorInfo: optional(freeTextSchema(LIMITS.errorInfo)),
-    filePath: optional(httpUrlSchema(LIMITS.filePath)),
-  })
-  .check(
-    // `when` runs the rule even when another field is bad, so one answer names every bad field.
-    z.refine((request) => request.status !== 80 || request.invoiceNoOut !== undefined, {
-      path: ['invoiceNoOut'],
-      error: 'is required when status is 80',
-      when: ({ value }) => {
-        // Not an object (a JSON null body): the object's own issue says so, and the rule has nothing to read.
-        if (typeof value !== 'object' || value === null) return false;
-        const { status, invoiceNoOut } = value as { status?: unknown; invoiceNoOut?: unknown };
-        return (status === undefined || status === 80) && (invoiceNoOut === undefined || invoiceNoOut === '');
-      },
-    }),
-  );
+/** Built at the first request (z.lazy), not at import: see shared/zod.ts. */
+export const erpUpdateRequestSchema = z.lazy(() =>
+  z
+    .object({
+      invoiceNo: identifierSchema(LIMITS.invoiceNo),
+      status: z._default(z.union([z.literal(65), z.literal(75), z.literal(80)], { error: 'must be 65, 75 or 80' }), 80),
+      invoiceNoOut: optional(identifierSchema(LIMITS.invoiceNoOut)),
+      // WDT requires the field, but 数电 invoices have no invoice code: empty is allowed and sent empty.
+      invoiceCode: z._default(z.union([z.literal(''), identifierSchema(LIMITS.invoiceCode)]), ''),
+      errorInfo: optional(freeTextSchema(LIMITS.errorInfo)),
+      filePath: optional(httpUrlSchema(LIMITS.filePath)),
+    })
+    .check(
+      // `when` runs the rule even when another field is bad, so one answer names every bad field.
+      z.refine((request) => request.status !== 80 || request.invoiceNoOut !== undefined, {
+        path: ['invoiceNoOut'],
+        error: 'is required when status is 80',
+        when: ({ value }) => {
+          // Not an object (a JSON null body): the object's own issue says so, and the rule has nothing to read.
+          if (typeof value !== 'object' || value === null) return false;
+          const { status, invoiceNoOut } = value as { status?: unknown; invoiceNoOut?: unknown };
+          return (status === undefined || status === 80) && (invoiceNoOut === undefined || invoiceNoOut === '');
+        },
+      }),
+    ),
+);
 
 export interface ErpUpdateResult {
   invoiceNo: string;

@@ -32,7 +32,8 @@ export interface RetryDeps {
  *     limit stays pending for the sweep
  */
 export function retryOrder(deps: RetryDeps) {
-  const schema = retryRequestSchema(deps.checkCreditCode);
+  // Built at the first request (z.lazy), not at import: see shared/zod.ts.
+  const schema = z.lazy(() => retryRequestSchema(deps.checkCreditCode));
 
   async function push(request: RetryRequest): Promise<HttpReply> {
     const day = chinaDay(new Date());
