@@ -36,9 +36,11 @@ type JsonObject = Record<string, unknown>;
  * A zod schema in JSON Schema 2020-12, OpenAPI 3.1's dialect: a request as the handler accepts it (`input`, where a
  * default makes a field optional), an answer as the handler gives it (`output`). Rules zod holds only as
  * refinements (a check character, lengths in code points, a URL check) have no JSON Schema form and are left out;
- * a type with no JSON Schema form fails here, rather than being documented as "anything".
+ * a type with no JSON Schema form fails here, rather than being documented as "anything". The request schemas are
+ * zod/mini's (they are bundled), the answer schemas classic zod's: both are zod v4 core schemas, which toJSONSchema
+ * takes alike.
  */
-function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): JsonObject {
+function jsonSchema(schema: z.core.$ZodType, io: 'input' | 'output'): JsonObject {
   const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'throw' });
   return rest;
 }
@@ -107,7 +109,7 @@ const success = (description: string, name: SchemaName) => ({ description, heade
 const jsonBody = (name: keyof typeof requestSchemas, description: string) => ({ required: true, description, content: json(name) });
 
 /** The parameters of a route from the schema its handler validates them with: path ones by the template, the rest query. */
-function parametersOf(path: string, schema: z.ZodObject, descriptions: Record<string, string>) {
+function parametersOf(path: string, schema: z.core.$ZodType, descriptions: Record<string, string>) {
   const { properties = {}, required = [] } = jsonSchema(schema, 'input') as { properties?: Record<string, JsonObject>; required?: string[] };
   const inPath = new Set([...path.matchAll(/\{(\w+)\}/g)].map((match) => match[1]!));
   for (const name of inPath) {

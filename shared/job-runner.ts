@@ -1,4 +1,3 @@
-import type * as z from 'zod';
 import { JobInProgressError, RecordedError, toErrorResponse } from '#shared/errors';
 import { isLeaseLive, JobConflictError, type Held, type JobFunction, type JobRecord, type JobState, type JobStore } from '#shared/jobs';
 import { logger } from '#shared/logger';
@@ -6,6 +5,7 @@ import type { HttpReply } from '#shared/middleware';
 import { backoffSeconds, retryVerdict, type RetryPolicy } from '#shared/retry-policy';
 import type { SweptState } from '#shared/sweep';
 import { parseRequest } from '#shared/validation';
+import type * as z from '#shared/zod';
 
 /**
  * Runs one provider call as a recorded job (retry and erp-update; the download keeps its own record, work.ts):
@@ -161,9 +161,9 @@ function replay(record: JobRecord): JobRunOutcome {
  * (`answer`), the sweep (`resume`), and a batch without the time to start a job (`defer`). A request is validated
  * first: a bad one never reaches the provider and leaves no record.
  */
-export function recordedJobs<S extends z.ZodType>(
+export function recordedJobs<S extends z.ZodMiniType>(
   settings: JobRunnerSettings,
-  spec: { schema: S; keyOf: (request: z.infer<S>) => string; call: (request: z.infer<S>) => Promise<HttpReply> },
+  spec: { schema: S; keyOf: (request: z.output<S>) => string; call: (request: z.output<S>) => Promise<HttpReply> },
 ) {
   const run = jobRunner(settings);
   return {

@@ -1,28 +1,41 @@
-import * as z from 'zod';
 import { JOB_FUNCTIONS, type JobFunction, type JobRecord, type JobStore } from '#shared/jobs';
 import { ValidationError } from '#shared/errors';
 import type { HttpReply } from '#shared/middleware';
 import { parseRequest } from '#shared/validation';
+import * as z from '#shared/zod';
 
 /**
  * GET /jobs?state=pending|failed[&function=retry|erp-update|download][&limit=N][&cursor=...]: the unfinished jobs
  * (running or waiting for their next attempt) or the failed ones, oldest due first, with their last error.
+ *
+ * Its schemas are built at the first GET /jobs (z.lazy), not at import: most instances never answer one.
  */
 
-export const listJobsSchema = z.object({
-  state: z.enum(['pending', 'failed'], { error: "is required: 'pending' or 'failed'" }),
-  function: z.enum(JOB_FUNCTIONS as [JobFunction, ...JobFunction[]], { error: "must be 'retry', 'erp-update' or 'download'" }).optional(),
-  limit: z.coerce.number({ error: 'must be a number' }).int({ error: 'must be a whole number' }).min(1, { error: 'must be 1 to 100' }).max(100, { error: 'must be 1 to 100' }).default(50),
-  cursor: z.string().optional(),
-});
+export const listJobsSchema = z.lazy(() =>
+  z.object({
+    state: z.enum(['pending', 'failed'], { error: "is required: 'pending' or 'failed'" }),
+    function: z.optional(z.enum(JOB_FUNCTIONS as [JobFunction, ...JobFunction[]], { error: "must be 'retry', 'erp-update' or 'download'" })),
+    limit: z._default(
+      z.coerce.number({ error: 'must be a number' }).check(
+        z.int({ error: 'must be a whole number' }),
+        z.gte(1, { error: 'must be 1 to 100' }),
+        z.lte(100, { error: 'must be 1 to 100' }),
+      ),
+      50,
+    ),
+    cursor: z.optional(z.string()),
+  }),
+);
 
-/** Where each function's listing stopped; absent functions are finished. */
-const cursorSchema = z.partialRecord(z.enum(JOB_FUNCTIONS as [JobFunction, ...JobFunction[]]), z.string());
+/** A decoded cursor: where each function's listing stopped; absent functions are finished. */
+const cursorSchema = z.lazy(() =>
+  z.object({ cursor: z.partialRecord(z.enum(JOB_FUNCTIONS as [JobFunction, ...JobFunction[]]), z.string()) }),
+);
 
 export async function listJobs(store: JobStore, query: Record<string, string | undefined> | undefined): Promise<HttpReply> {
   const request = parseRequest(listJobsSchema, query ?? {});
   const startAt =
-    request.cursor === undefined ? undefined : parseRequest(z.object({ cursor: cursorSchema }), { cursor: decodeCursor(request.cursor) }).cursor;
+    request.cursor === undefined ? undefined : parseRequest(cursorSchema, { cursor: decodeCursor(request.cursor) }).cursor;
   const functions = request.function ? [request.function] : JOB_FUNCTIONS.filter((fn) => startAt === undefined || startAt[fn] !== undefined);
   const queue = request.state === 'pending' ? 'open' : 'failed';
   const pages = await Promise.all(

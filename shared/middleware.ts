@@ -2,10 +2,10 @@ import middy, { type MiddlewareObj } from '@middy/core';
 import httpJsonBodyParser from '@middy/http-json-body-parser';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import * as z from 'zod';
 import { toErrorResponse, UnsupportedMediaTypeError, ValidationError } from '#shared/errors';
 import { logger } from '#shared/logger';
 import { callLimiter } from '#shared/sweep';
+import * as z from '#shared/zod';
 
 /**
  * The middy stacks every function uses: one for API Gateway (HTTP API, payload v2) requests and one for scheduled
@@ -121,8 +121,16 @@ export interface BatchReport {
 /** Time kept in hand after the last job a batch starts, so the report is still returned. */
 const BATCH_SAFETY_MARGIN_MS = 2_000;
 
-/** `scheduledTime` is EventBridge Scheduler's <aws.scheduler.scheduled-time>: the same for every retry of a run. */
-const batchEventSchema = z.object({ jobs: z.array(z.unknown()).max(1_000), scheduledTime: z.string().min(1).optional() });
+/**
+ * `scheduledTime` is EventBridge Scheduler's <aws.scheduler.scheduled-time>: the same for every retry of a run.
+ * Built at the first batch (z.lazy), not at import: an instance that answers only API requests never needs it.
+ */
+const batchEventSchema = z.lazy(() =>
+  z.object({
+    jobs: z.array(z.unknown()).check(z.maxLength(1_000)),
+    scheduledTime: z.optional(z.string().check(z.minLength(1))),
+  }),
+);
 
 export interface BatchOptions {
   /** The longest one job may take: no job is started with less time left than this and a margin. */

@@ -1,35 +1,45 @@
 import { readFile } from 'node:fs/promises';
 import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
-import * as z from 'zod';
 import { ConfigurationError, type ProviderName } from '#shared/errors';
+import * as z from '#shared/zod';
 
 /**
  * Provider credentials. On AWS they come from Secrets Manager through Powertools Parameters, which keeps each one in
  * memory for `cacheSeconds`; in local mode they come from the JSON file named by LOCAL_SECRETS_FILE, which holds
  * the same shapes under the provider's name. Errors name the secret and the missing fields, never a value.
+ *
+ * Each schema is built when its secret is first read (z.lazy), not at import: a function reads one or two of them.
  */
 
-export const fw199SecretSchema = z.object({
-  appId: z.string().min(1),
-  appSecret: z.string().min(1),
-});
-export type Fw199Secret = z.infer<typeof fw199SecretSchema>;
+const nonEmpty = () => z.string().check(z.minLength(1));
 
-export const wdtSecretSchema = z.object({
-  sid: z.string().min(1),
-  appKey: z.string().min(1),
-  appSecret: z.string().min(1),
-});
-export type WdtSecret = z.infer<typeof wdtSecretSchema>;
+export const fw199SecretSchema = z.lazy(() =>
+  z.object({
+    appId: nonEmpty(),
+    appSecret: nonEmpty(),
+  }),
+);
+export type Fw199Secret = z.output<typeof fw199SecretSchema>;
 
-export const jumdataSecretSchema = z.object({
-  appId: z.string().min(1),
-  appSecret: z.string().min(1),
-});
-export type JumdataSecret = z.infer<typeof jumdataSecretSchema>;
+export const wdtSecretSchema = z.lazy(() =>
+  z.object({
+    sid: nonEmpty(),
+    appKey: nonEmpty(),
+    appSecret: nonEmpty(),
+  }),
+);
+export type WdtSecret = z.output<typeof wdtSecretSchema>;
+
+export const jumdataSecretSchema = z.lazy(() =>
+  z.object({
+    appId: nonEmpty(),
+    appSecret: nonEmpty(),
+  }),
+);
+export type JumdataSecret = z.output<typeof jumdataSecretSchema>;
 
 /** The key that signs durable file links; the stack generates it. */
-export const linkKeySecretSchema = z.object({ key: z.string().min(32) });
+export const linkKeySecretSchema = z.lazy(() => z.object({ key: z.string().check(z.minLength(32)) }));
 
 /** The secrets a function may load, by the name they have in LOCAL_SECRETS_FILE. */
 export type SecretName = ProviderName | 'linkKey';
@@ -42,11 +52,11 @@ export interface SecretSource {
   cacheSeconds: number;
 }
 
-export async function loadProviderSecret<S extends z.ZodType>(
+export async function loadProviderSecret<S extends z.ZodMiniType>(
   provider: SecretName,
   schema: S,
   source: SecretSource,
-): Promise<z.infer<S>> {
+): Promise<z.output<S>> {
   const raw = source.localFile
     ? await readLocalSecret(provider, source.localFile)
     : await readSecretsManager(provider, source);

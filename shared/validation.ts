@@ -1,5 +1,5 @@
-import * as z from 'zod';
 import { ValidationError, type FieldProblem } from '#shared/errors';
+import * as z from '#shared/zod';
 
 /**
  * Request validation shared by every function: the field rules, and the one translation from zod's issues to the
@@ -26,15 +26,15 @@ export function creditCodeCheckCharacter(first17: string): string | undefined {
  * carry a valid check character unless `checkCreditCode` is off (sandbox accounts use made-up numbers).
  */
 export function taxNumSchema(checkCreditCode: boolean) {
-  return z
-    .string({ error: 'is required and must be a string' })
-    .regex(/^[0-9A-Z]{15,20}$/, { error: 'must be 15 to 20 digits or capital letters' })
-    .refine(
+  return z.string({ error: 'is required and must be a string' }).check(
+    z.regex(/^[0-9A-Z]{15,20}$/, { error: 'must be 15 to 20 digits or capital letters' }),
+    z.refine(
       // Only a well-formed 18-character number is checked, so a malformed one gets a single complaint.
       (value) =>
         !checkCreditCode || !/^[0-9A-Z]{18}$/.test(value) || creditCodeCheckCharacter(value) === value.charAt(17),
       { error: 'is not a valid 18-character unified social credit code (GB 32100-2015 check character)' },
-    );
+    ),
+  );
 }
 
 /** Length in Unicode code points: what the providers' MySQL columns and WDT's signature count. */
@@ -45,50 +45,50 @@ export const codePointLength = (text: string) => [...text].length;
  * Multilingual Plane (providers count those differently, and may not store them), at most `maxLength` characters.
  */
 export function identifierSchema(maxLength: number) {
-  return z
-    .string({ error: 'is required and must be a string' })
-    .min(1, { error: 'must not be empty' })
-    .refine((value) => codePointLength(value) <= maxLength, { error: `must be at most ${maxLength} characters` })
+  return z.string({ error: 'is required and must be a string' }).check(
+    z.minLength(1, { error: 'must not be empty' }),
+    z.refine((value) => codePointLength(value) <= maxLength, { error: `must be at most ${maxLength} characters` }),
     // \p{C} covers control, format, unassigned and surrogate characters; \s every kind of whitespace.
-    .regex(/^[^\s\p{C}\u{10000}-\u{10FFFF}]*$/u, {
+    z.regex(/^[^\s\p{C}\u{10000}-\u{10FFFF}]*$/u, {
       error: 'must not contain whitespace, control characters or emoji',
-    });
+    }),
+  );
 }
 
 /** Longest order number accepted; Nuonuo's own order numbers are far shorter, so anything longer is a mistake. */
 export const ORDER_NO_MAX_LENGTH = 64;
 
 /** Nuonuo's order number: what the shop sent when invoicing. */
-export const orderNoSchema = identifierSchema(ORDER_NO_MAX_LENGTH);
+export const orderNoSchema = () => identifierSchema(ORDER_NO_MAX_LENGTH);
 
 /** Free text a provider stores: any characters, at most `maxLength` code points. */
 export function freeTextSchema(maxLength: number) {
-  return z
-    .string({ error: 'must be a string' })
-    .refine((value) => codePointLength(value) <= maxLength, { error: `must be at most ${maxLength} characters` });
+  return z.string({ error: 'must be a string' }).check(
+    z.refine((value) => codePointLength(value) <= maxLength, { error: `must be at most ${maxLength} characters` }),
+  );
 }
 
 /** An absolute http(s) URL of at most `maxLength` characters, sent exactly as given. */
 export function httpUrlSchema(maxLength: number) {
-  return z
-    .string({ error: 'must be a string' })
-    .refine((value) => codePointLength(value) <= maxLength, { error: `must be at most ${maxLength} characters` })
-    .refine((value) => URL.canParse(value) && /^https?:$/.test(new URL(value).protocol), {
+  return z.string({ error: 'must be a string' }).check(
+    z.refine((value) => codePointLength(value) <= maxLength, { error: `must be at most ${maxLength} characters` }),
+    z.refine((value) => URL.canParse(value) && /^https?:$/.test(new URL(value).protocol), {
       error: 'must be an absolute http(s) URL',
-    })
-    .regex(/^[^\s\p{C}\u{10000}-\u{10FFFF}]*$/u, {
+    }),
+    z.regex(/^[^\s\p{C}\u{10000}-\u{10FFFF}]*$/u, {
       error: 'must not contain whitespace, control characters or emoji (percent-encode them)',
-    });
+    }),
+  );
 }
 
 /** Parses `input` with `schema` or throws a ValidationError naming every bad field. */
-export function parseRequest<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
+export function parseRequest<T extends z.ZodMiniType>(schema: T, input: unknown): z.output<T> {
   const result = schema.safeParse(input);
   if (result.success) return result.data;
   throw new ValidationError(toFieldProblems(result.error));
 }
 
-function toFieldProblems(error: z.ZodError): FieldProblem[] {
+function toFieldProblems(error: z.core.$ZodError): FieldProblem[] {
   return error.issues.map((issue) => ({
     field: issue.path.length > 0 ? issue.path.join('.') : 'body',
     message: issue.path.length > 0 ? issue.message : 'must be a JSON object',

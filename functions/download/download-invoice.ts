@@ -1,5 +1,5 @@
 import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import * as z from 'zod';
+import * as z from '#shared/zod';
 import {
   LinksExpiredError,
   RecordedError,
@@ -29,15 +29,18 @@ import { mirrorInvoiceFiles, type MirroredFile } from './mirror.ts';
 import { lockObjects, ObjectLockError, type LockableObject } from './retention.ts';
 import { downloadJobKey, WorkStore, type DownloadWork } from './work.ts';
 
+/** Built at its first parse (z.lazy), not when the function is set up: see shared/zod.ts. */
 export function downloadRequestSchema(checkCreditCode: boolean) {
-  return z.object({
-    taxNum: taxNumSchema(checkCreditCode),
-    invoiceNo: z
-      .string({ error: 'is required and must be a string' })
-      .regex(/^(\d{20}|\d{8})$/, { error: 'must be 20 digits (数电) or 8 digits' }),
-    issueDate: z.iso.date({ error: 'must be a date as YYYY-MM-DD' }),
-    direction: z.enum(['sales', 'purchase'], { error: "must be 'sales' (销项) or 'purchase' (进项)" }),
-  });
+  return z.lazy(() =>
+    z.object({
+      taxNum: taxNumSchema(checkCreditCode),
+      invoiceNo: z
+        .string({ error: 'is required and must be a string' })
+        .check(z.regex(/^(\d{20}|\d{8})$/, { error: 'must be 20 digits (数电) or 8 digits' })),
+      issueDate: z.iso.date({ error: 'must be a date as YYYY-MM-DD' }),
+      direction: z.enum(['sales', 'purchase'], { error: "must be 'sales' (销项) or 'purchase' (进项)" }),
+    }),
+  );
 }
 
 export type DownloadOutcome =

@@ -1,8 +1,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import * as z from 'zod';
 import { taxNumSchema } from '#shared/validation';
+import * as z from '#shared/zod';
 
 /**
  * The two kinds of link to a mirrored file: a presigned S3 URL made per request (short-lived: it dies with the
@@ -25,14 +25,17 @@ export function durableLink(baseUrl: string, key: string, taxNum: string, invoic
 
 /**
  * A durable link as GET /files/{taxNum}/{invoiceNo}/{kind}?sig=... receives it. The tax number's check character is
- * not checked: the HMAC the link carries already vouches for the whole path.
+ * not checked: the HMAC the link carries already vouches for the whole path. Built at the first such request
+ * (z.lazy), not at import: most instances never answer one.
  */
-export const fileLinkSchema = z.object({
-  taxNum: taxNumSchema(false),
-  invoiceNo: z.string().regex(/^(\d{20}|\d{8})$/, { error: 'must be 20 digits (数电) or 8 digits' }),
-  kind: z.enum(['pdf', 'ofd', 'xml'], { error: "must be 'pdf', 'ofd' or 'xml'" }),
-  sig: z.string({ error: 'is required: use the link from a download response' }).min(1),
-});
+export const fileLinkSchema = z.lazy(() =>
+  z.object({
+    taxNum: taxNumSchema(false),
+    invoiceNo: z.string().check(z.regex(/^(\d{20}|\d{8})$/, { error: 'must be 20 digits (数电) or 8 digits' })),
+    kind: z.enum(['pdf', 'ofd', 'xml'], { error: "must be 'pdf', 'ofd' or 'xml'" }),
+    sig: z.string({ error: 'is required: use the link from a download response' }).check(z.minLength(1)),
+  }),
+);
 
 /** Constant-time check of a link's signature. */
 export function isValidLinkSignature(key: string, taxNum: string, invoiceNo: string, kind: string, given: string): boolean {

@@ -1,37 +1,45 @@
-import * as z from 'zod';
 import { recordedJobs, type JobRunnerSettings } from '#shared/job-runner';
 import type { HttpReply } from '#shared/middleware';
 import type { InvoiceStatus, WdtClient } from '#shared/providers/wdt';
 import { freeTextSchema, httpUrlSchema, identifierSchema } from '#shared/validation';
+import * as z from '#shared/zod';
 
 /** Lengths from WDT's vip_invoice_info_update document (varchar, in characters). */
 const LIMITS = { invoiceNo: 20, invoiceNoOut: 40, invoiceCode: 20, errorInfo: 255, filePath: 1024 } as const;
 
 /** An empty optional field means "not given", as WDT treats it. */
-const optional = <T extends z.ZodType>(schema: T) =>
-  z.preprocess((value) => (value === '' || value === null ? undefined : value), schema.optional());
+const optional = <T extends z.ZodMiniType>(schema: T) =>
+  z.pipe(
+    z.transform((value: unknown): unknown => (value === '' || value === null ? undefined : value)),
+    z.optional(schema),
+  );
 
-export const erpUpdateRequestSchema = z
-  .object({
-    invoiceNo: identifierSchema(LIMITS.invoiceNo),
-    status: z
-      .union([z.literal(65), z.literal(75), z.literal(80)], { error: 'must be 65, 75 or 80' })
-      .default(80),
-    invoiceNoOut: optional(identifierSchema(LIMITS.invoiceNoOut)),
-    // WDT requires the field, but 数电 invoices have no invoice code: empty is allowed and sent empty.
-    invoiceCode: z.union([z.literal(''), identifierSchema(LIMITS.invoiceCode)]).default(''),
-    errorInfo: optional(freeTextSchema(LIMITS.errorInfo)),
-    filePath: optional(httpUrlSchema(LIMITS.filePath)),
-  })
-  // `when` runs the rule even when another field is bad, so one answer names every bad field.
-  .refine((request) => request.status !== 80 || request.invoiceNoOut !== undefined, {
-    path: ['invoiceNoOut'],
-    error: 'is required when status is 80',
-    when: ({ value }) => {
-      const { status, invoiceNoOut } = (value ?? {}) as { status?: unknown; invoiceNoOut?: unknown };
-      return (status === undefined || status === 80) && (invoiceNoOut === undefined || invoiceNoOut === '');
-    },
-  });
+/** Built at the first request (z.lazy), not at import: see shared/zod.ts. */
+export const erpUpdateRequestSchema = z.lazy(() =>
+  z
+    .object({
+      invoiceNo: identifierSchema(LIMITS.invoiceNo),
+      status: z._default(z.union([z.literal(65), z.literal(75), z.literal(80)], { error: 'must be 65, 75 or 80' }), 80),
+      invoiceNoOut: optional(identifierSchema(LIMITS.invoiceNoOut)),
+      // WDT requires the field, but 数电 invoices have no invoice code: empty is allowed and sent empty.
+      invoiceCode: z._default(z.union([z.literal(''), identifierSchema(LIMITS.invoiceCode)]), ''),
+      errorInfo: optional(freeTextSchema(LIMITS.errorInfo)),
+      filePath: optional(httpUrlSchema(LIMITS.filePath)),
+    })
+    .check(
+      // `when` runs the rule even when another field is bad, so one answer names every bad field.
+      z.refine((request) => request.status !== 80 || request.invoiceNoOut !== undefined, {
+        path: ['invoiceNoOut'],
+        error: 'is required when status is 80',
+        when: ({ value }) => {
+          // Not an object (a JSON null body): the object's own issue says so, and the rule has nothing to read.
+          if (typeof value !== 'object' || value === null) return false;
+          const { status, invoiceNoOut } = value as { status?: unknown; invoiceNoOut?: unknown };
+          return (status === undefined || status === 80) && (invoiceNoOut === undefined || invoiceNoOut === '');
+        },
+      }),
+    ),
+);
 
 export interface ErpUpdateResult {
   invoiceNo: string;
@@ -49,7 +57,7 @@ export interface ErpUpdateResult {
  *     limit stays pending for the sweep
  */
 export function updateErp(deps: { client: WdtClient; jobs: Omit<JobRunnerSettings, 'fn'> }) {
-  async function send(request: z.infer<typeof erpUpdateRequestSchema>): Promise<HttpReply> {
+  async function send(request: z.output<typeof erpUpdateRequestSchema>): Promise<HttpReply> {
     const { message } = await deps.client.updateInvoice(request);
     const result: ErpUpdateResult = { invoiceNo: request.invoiceNo, status: request.status, message };
     return { statusCode: 200, body: result };

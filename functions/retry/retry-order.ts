@@ -1,15 +1,15 @@
-import * as z from 'zod';
 import { DailyLimitReachedError } from '#shared/errors';
 import { recordedJobs, type JobRunnerSettings } from '#shared/job-runner';
 import type { HttpReply } from '#shared/middleware';
 import type { Fw199Client } from '#shared/providers/fw199';
 import { orderNoSchema, taxNumSchema } from '#shared/validation';
+import * as z from '#shared/zod';
 
 export function retryRequestSchema(checkCreditCode: boolean) {
-  return z.object({ taxNum: taxNumSchema(checkCreditCode), orderNo: orderNoSchema });
+  return z.object({ taxNum: taxNumSchema(checkCreditCode), orderNo: orderNoSchema() });
 }
 
-type RetryRequest = z.infer<ReturnType<typeof retryRequestSchema>>;
+type RetryRequest = z.output<ReturnType<typeof retryRequestSchema>>;
 
 /** A tax number has no '/', so the key splits back unambiguously. */
 export const retryJobKey = ({ taxNum, orderNo }: RetryRequest) => `${taxNum}/${orderNo}`;
@@ -32,7 +32,8 @@ export interface RetryDeps {
  *     limit stays pending for the sweep
  */
 export function retryOrder(deps: RetryDeps) {
-  const schema = retryRequestSchema(deps.checkCreditCode);
+  // Built at the first request (z.lazy), not at import: see shared/zod.ts.
+  const schema = z.lazy(() => retryRequestSchema(deps.checkCreditCode));
 
   async function push(request: RetryRequest): Promise<HttpReply> {
     const day = chinaDay(new Date());

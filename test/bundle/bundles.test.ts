@@ -185,6 +185,16 @@ describe.skipIf(!node24)('the bundled functions under Node 24', () => {
     expect(logs).not.toContain(WDT_SANDBOX_CREDENTIALS.appSecret);
   });
 
+  it('refuses to start on a bad variable, named in English as zod says it (zod/mini bundles load the locale themselves)', async () => {
+    // Act
+    const failure: unknown = await invoke('retry', [], { FW199_BASE_URL: 'ftp://kf.fw199.com' }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    // Assess
+    expect((failure as { stderr?: string } | undefined)?.stderr).toContain('Invalid configuration: FW199_BASE_URL: Invalid URL');
+  });
+
   it('runs download for an API Gateway request: one billed call, the files in S3, links in the answer', async () => {
     // Prepare
     const request = httpEvent('POST /download', {

@@ -36,6 +36,11 @@ describe('erp-update request validation', () => {
     expect(problems({ invoiceNo: 'DZ1' })).toEqual([{ field: 'invoiceNoOut', message: 'is required when status is 80' }]);
   });
 
+  it('answers a body that is not an object (JSON null) with the body problem, not a crash', () => {
+    expect(problems(null)).toEqual([{ field: 'body', message: 'must be a JSON object' }]);
+    expect(problems(undefined)).toEqual([{ field: 'body', message: 'must be a JSON object' }]);
+  });
+
   it('names every bad field in one answer', () => {
     expect(problems({ invoiceNo: '', status: 80, filePath: 'ftp://x' }).map((p) => p.field)).toEqual([
       'invoiceNo',
