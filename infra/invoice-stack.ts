@@ -103,6 +103,9 @@ export class InvoiceStack extends Stack {
         passwordLength: 64,
         excludePunctuation: true,
       },
+      // Kept if the stack is deleted, like the bucket: put its value into a new stack's key, and every durable link
+      // handed out works again.
+      removalPolicy: RemovalPolicy.RETAIN,
     });
     Validations.of(linkKey).acknowledge({
       id: 'AwsSolutions-SMG4',

@@ -301,7 +301,12 @@ export function openApiDocument() {
           'x-amazon-apigateway-authtype': 'awsSigv4',
           description:
             'IAM: requests signed with AWS Signature Version 4 for the service `execute-api`, by a caller allowed ' +
-            "`execute-api:Invoke` on the API. API Gateway refuses any other request itself, before a function runs.",
+            '`execute-api:Invoke` on the API. API Gateway refuses any other request itself, before a function runs, ' +
+            "and its answers have API Gateway's shape, not this API's error shape: 403 `{\"message\": \"Forbidden\"}` " +
+            '(no or a bad signature, or no permission). On every route, API Gateway also answers 429 ' +
+            '`{"message": "Too Many Requests"}` beyond the stage\'s throttling (20 requests/s, bursts of 40) and 503 ' +
+            '`{"message": "Service Unavailable"}` when the function does not answer in time (it answers within 25 s ' +
+            'itself), or 500 `{"message": "Internal Server Error"}` when the function crashed.',
         },
       },
     },

@@ -358,7 +358,8 @@ describe('the download function', () => {
     expect(JSON.stringify(statementsOf('erp-update'))).not.toContain('s3:');
   });
 
-  it('signs durable links with a key the stack generates', () => {
+  it('signs durable links with a key the stack generates, and keeps if the stack goes', () => {
+    expect(template.toJSON().Resources[secretIdNamed('LinkKeySecret')]).toMatchObject({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
     expect(template.toJSON().Resources[secretIdNamed('LinkKeySecret')].Properties.GenerateSecretString).toMatchObject({
       GenerateStringKey: 'key',
       PasswordLength: 64,
