@@ -8,10 +8,10 @@ import { InvoiceStack } from './invoice-stack.ts';
  * that runs: the stack from the configuration, and the AWS Solutions checks on every synth.
  */
 export function buildBridgeApp(app: App): InvoiceStack {
-  // The configuration from cdk.json's context or `-c config='{...}'`; `-c taxNumCheck=relaxed` is kept as a shortcut.
-  const given = parseStackConfig(app.node.tryGetContext('config'));
+  // The configuration from cdk.json's context or `-c config='{...}'`; `-c taxNumCheck=relaxed` is kept as a shortcut,
+  // applied before validation (fixed batches' jobs are checked with the tax number rule it sets).
   const shortcut: unknown = app.node.tryGetContext('taxNumCheck');
-  const config = shortcut === undefined ? given : parseStackConfig({ ...given, taxNumCheck: shortcut });
+  const config = parseStackConfig(app.node.tryGetContext('config'), shortcut === undefined ? {} : { taxNumCheck: shortcut });
   const stack = new InvoiceStack(app, stackNameOf(config), {
     env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
     config,

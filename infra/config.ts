@@ -81,13 +81,23 @@ export const stackConfigSchema = z
          * overwrite a mirrored invoice until then. Invoices mirrored from then on are locked; absent: no lock.
          */
         objectLockYears: z.number().int().min(1, { error: 'must be 1 to 30 years' }).max(30, { error: 'must be 1 to 30 years' }).optional(),
+        /**
+         * Object Lock enabled on the bucket (without a default retention, which locks nothing by itself), so that
+         * setting objectLockYears later is an ordinary update. `false` only for a stack deployed before this
+         * setting existed: CloudFormation would replace its bucket to enable it.
+         */
+        bucketObjectLock: z.boolean({ error: 'must be true or false' }).default(true),
       })
       .strict()
+      .refine((archive) => archive.objectLockYears === undefined || archive.bucketObjectLock, {
+        path: ['objectLockYears'],
+        error: 'needs bucketObjectLock: true (a bucket without Object Lock cannot lock invoices)',
+      })
       .refine((archive) => archive.filesToGlacierDays >= archive.filesToInfrequentAccessDays + 30, {
         path: ['filesToGlacierDays'],
         error: 'must be at least 30 days after filesToInfrequentAccessDays (S3 keeps objects in Standard-IA 30 days)',
       })
-      .default({ filesToInfrequentAccessDays: 90, filesToGlacierDays: 365, oldVersionsToGlacierDays: 30 }),
+      .default({ filesToInfrequentAccessDays: 90, filesToGlacierDays: 365, oldVersionsToGlacierDays: 30, bucketObjectLock: true }),
     /**
      * Where durable file links point: the API's own URL by default. Set it to a custom domain mapped to the API so
      * that links handed to the ERP survive the API being replaced.
@@ -146,7 +156,9 @@ export const stackConfigSchema = z
       const schema = requestSchemaOf(batch.function, config.taxNumCheck === 'strict');
       for (const [jobIndex, job] of batch.jobs.entries()) {
         for (const problem of requestProblems(schema, job)) {
-          context.addIssue({ code: 'custom', path: ['fixedBatches', index, 'jobs', jobIndex, problem.field], message: problem.message });
+          // 'body' is how the API names a request that is not an object; here the job itself is.
+          const field = problem.field === 'body' ? [] : [problem.field];
+          context.addIssue({ code: 'custom', path: ['fixedBatches', index, 'jobs', jobIndex, ...field], message: problem.message });
         }
       }
     }
@@ -164,9 +176,11 @@ function requestProblems(schema: Parameters<typeof parseRequest>[0], job: unknow
 
 export type StackConfig = z.infer<typeof stackConfigSchema>;
 
-/** Parses the configuration, or throws one error naming every bad field. */
-export function parseStackConfig(input: unknown): StackConfig {
-  const parsed = stackConfigSchema.safeParse(typeof input === 'string' ? parseJson(input) : (input ?? {}));
+/** Parses the configuration (with `overrides` over it), or throws one error naming every bad field. */
+export function parseStackConfig(input: unknown, overrides: Record<string, unknown> = {}): StackConfig {
+  const given = typeof input === 'string' ? parseJson(input) : (input ?? {});
+  const merged = Object.keys(overrides).length > 0 && typeof given === 'object' && given !== null ? { ...given, ...overrides } : given;
+  const parsed = stackConfigSchema.safeParse(merged);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `  config.${issue.path.join('.') || '(root)'}: ${issue.message}`);
     throw new Error(`Invalid stack configuration (cdk.json "context.config" or -c config=...):\n${problems.join('\n')}`);

@@ -31,11 +31,12 @@ export function invoiceBucket(scope: Construct, archive: StackConfig['archive'])
     serverAccessLogsPrefix: 'archive/',
     // Invoices must be kept for years: the bucket outlives the stack.
     removalPolicy: RemovalPolicy.RETAIN,
-    // Always on, so that configuring objectLockYears later does not replace the bucket (CloudFormation replaces a
-    // bucket whose ObjectLockEnabled changes, leaving the old one and every invoice in it behind). Without a default
-    // retention it locks nothing by itself: with objectLockYears the download function locks each invoice's objects
-    // once all are stored, so that the objects of an attempt that failed half way can still be removed.
-    objectLockEnabled: true,
+    // On from the start, so that configuring objectLockYears later does not replace the bucket (CloudFormation
+    // replaces a bucket whose ObjectLockEnabled changes, leaving the old one and every invoice in it behind). Without a
+    // default retention it locks nothing by itself: with objectLockYears the download function locks each invoice's
+    // objects once all are stored, so that the objects of an attempt that failed half way can still be removed.
+    // Off only for a stack deployed before it was on (archive.bucketObjectLock: false), for the same reason.
+    objectLockEnabled: archive.bucketObjectLock ? true : undefined,
     lifecycleRules: [
       // A function that died mid-upload leaves parts that cost money and are never completed.
       { id: 'abort-incomplete-uploads', abortIncompleteMultipartUploadAfter: Duration.days(1) },

@@ -33,6 +33,12 @@ describe('the cdk-nag AWS Solutions checks', () => {
     expect(synthBridgeApp({ config })).not.toThrow();
   });
 
+  it('pass with the -c taxNumCheck=relaxed shortcut and a fixed batch of sandbox tax numbers, which it lets through', () => {
+    const fixedBatches = [{ name: 'sandbox', function: 'retry', expression: 'rate(1 day)', jobs: [{ taxNum: '91310117568051222A', orderNo: 'A' }] }];
+    expect(() => synthBridgeApp({ config: { fixedBatches } })()).toThrow('config.fixedBatches.0.jobs.0.taxNum');
+    expect(() => synthBridgeApp({ config: { fixedBatches }, taxNumCheck: 'relaxed' })()).not.toThrow();
+  });
+
   it('fail the synth when a finding is introduced, naming the rule', () => {
     // Prepare: the stack plus a bucket that does not require TLS
     const act = synthBridgeApp({}, (stack) => new Bucket(stack, 'CarelessBucket'));

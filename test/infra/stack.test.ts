@@ -658,6 +658,8 @@ describe('the production settings of the configuration', () => {
     }
     // The same logical id: turning the lock on is an update of the bucket, not a new one
     expect(archiveOf(locked)[0]).toBe(archiveOf(template)[0]);
+    // A stack deployed before the bucket had Object Lock keeps its bucket as it is
+    expect(archiveOf(configuredStack('Legacy', { archive: { bucketObjectLock: false } }))[1].Properties.ObjectLockEnabled).toBeUndefined();
     expect(functionNamed('download', locked).properties.Environment.Variables.OBJECT_LOCK_YEARS).toBe('10');
     expect(functionNamed('download').properties.Environment.Variables.OBJECT_LOCK_YEARS).toBeUndefined();
     const retentionGrants = (stack: Template) =>

@@ -12,7 +12,7 @@ describe('the stack configuration', () => {
       taxNumCheck: 'strict',
       logRetentionDays: 180,
       mirrorAllowedHosts: [],
-      archive: { filesToInfrequentAccessDays: 90, filesToGlacierDays: 365, oldVersionsToGlacierDays: 30 },
+      archive: { filesToInfrequentAccessDays: 90, filesToGlacierDays: 365, oldVersionsToGlacierDays: 30, bucketObjectLock: true },
       mirror: { maxFileMegabytes: 64, fileTimeoutSeconds: 20 },
       sweeps: {},
       retryDailyLimit: RETRY_DAILY_LIMIT,
@@ -91,7 +91,7 @@ describe('the stack configuration', () => {
       'config.fixedBatches.1.expression: must be cron(',
       "config.fixedBatches.1.name: 'morning' is used twice",
       'config.fixedBatches.1.jobs.1.taxNum: ',
-      'config.fixedBatches.1.jobs.2.body: must be a JSON object',
+      'config.fixedBatches.1.jobs.2: must be a JSON object',
     ]) {
       expect(act, field).toThrow(field);
     }
@@ -105,6 +105,23 @@ describe('the stack configuration', () => {
         ],
       }),
     ).not.toThrow();
+  });
+
+  it('checks fixed batch jobs with the tax number rule in force, the -c taxNumCheck shortcut included', () => {
+    // Prepare: a sandbox tax number whose check character is not valid
+    const sandboxJob = { taxNum: '91310117568051222A', orderNo: 'A-1' };
+    const config = { fixedBatches: [{ name: 'sandbox', function: 'retry', expression: 'rate(1 day)', jobs: [sandboxJob] }] };
+    // Act, Assess
+    expect(() => parseStackConfig(config)).toThrow('config.fixedBatches.0.jobs.0.taxNum: ');
+    expect(parseStackConfig(config, { taxNumCheck: 'relaxed' }).taxNumCheck).toBe('relaxed');
+    expect(parseStackConfig(JSON.stringify({ ...config, taxNumCheck: 'relaxed' })).fixedBatches[0]!.jobs).toEqual([sandboxJob]);
+  });
+
+  it('keeps Object Lock off the bucket only when asked, and then refuses to lock invoices', () => {
+    expect(parseStackConfig({ archive: { bucketObjectLock: false } }).archive.bucketObjectLock).toBe(false);
+    expect(() => parseStackConfig({ archive: { bucketObjectLock: false, objectLockYears: 10 } })).toThrow(
+      'config.archive.objectLockYears: needs bucketObjectLock: true',
+    );
   });
 
   it('refuses a sweep backoff whose cap is below its base, counting the defaults', () => {
