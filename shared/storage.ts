@@ -40,10 +40,15 @@ export class JsonStore {
     }
   }
 
-  /** Writes `value` as JSON; returns the new version id (undefined on an unversioned bucket). */
-  async put(key: string, value: unknown): Promise<string | undefined> {
+  /**
+   * Writes `value` as JSON; returns the new version id (undefined on an unversioned bucket). With `lockUntil`, the
+   * version is written under Object Lock (compliance mode) until then: locked by the same request that stores it,
+   * so there is no moment it exists unlocked.
+   */
+  async put(key: string, value: unknown, options: { lockUntil?: Date } = {}): Promise<string | undefined> {
+    const lock = options.lockUntil ? { ObjectLockMode: 'COMPLIANCE' as const, ObjectLockRetainUntilDate: options.lockUntil } : {};
     const result = await this.client.send(
-      new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: JSON.stringify(value), ContentType: 'application/json' }),
+      new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: JSON.stringify(value), ContentType: 'application/json', ...lock }),
     );
     return result.VersionId;
   }

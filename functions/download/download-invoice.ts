@@ -212,7 +212,8 @@ export function downloadInvoice(deps: DownloadDeps) {
       // invoice.json and the record's "done" are written together. Should invoice.json fail, the files go and the
       // record, done or not, still holds the paid-for answer for the next attempt.
       const [recorded, finished] = await Promise.allSettled([
-        deps.store.put(invoiceRecordKey(query.taxNum, query.invoiceNo), invoice),
+        // Under Object Lock, invoice.json is stored locked, until the same date as its files.
+        deps.store.put(invoiceRecordKey(query.taxNum, query.invoiceNo), invoice, { lockUntil: locked?.retainUntil }),
         work.finish(held),
       ]);
       if (finished.status === 'fulfilled') held = finished.value;
@@ -222,12 +223,6 @@ export function downloadInvoice(deps: DownloadDeps) {
         // redo them.
         await removeFiles(deps, files, locked);
         throw recorded.reason;
-      }
-      if (deps.lockYears !== undefined) {
-        const key = invoiceRecordKey(query.taxNum, query.invoiceNo);
-        await lockObjects(deps.s3, deps.bucket, [{ key, versionId: recorded.value }], deps.lockYears).catch((error: unknown) =>
-          logger.error('invoice.json stored but not locked', { key, error }),
-        );
       }
       logger.info('invoice mirrored', { taxNum: query.taxNum, invoiceNo: query.invoiceNo, taskNo: jumdata.taskNo });
       return { kind: 'mirrored', fromCache: false, invoice };

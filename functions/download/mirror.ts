@@ -58,8 +58,10 @@ export function sniffContentType(kind: FileKind, head: Buffer): { contentType: s
   if (found === expected) return FORMATS[expected];
   const start = head.subarray(0, 16).toString('latin1').replace(/[^\x20-\x7e]/g, '.');
   const got = found ? `a ${found}` : head.length === 0 ? 'an empty body' : `content starting with "${start}"`;
-  // Retryable like any other broken transfer: the file host may serve the right file on the next attempt.
-  throw new FileFetchError('wrong_content', `the ${kind} link gave ${got}, not a ${expected}`, true);
+  // Something unrecognised (an error page, an empty body) is retryable like any broken transfer: the file host may
+  // serve the file next time. A well-formed file of the other format is what the link holds: asking again gets it
+  // again, so the job fails at once for a person to look at, instead of using up every attempt.
+  throw new FileFetchError('wrong_content', `the ${kind} link gave ${got}, not a ${expected}`, found === undefined);
 }
 
 const SNIFF_BYTES = 5;
@@ -110,7 +112,14 @@ export async function mirrorInvoiceFiles(
   // Every upload has settled: it either failed before its last request, or stored the file, which goes now,
   // version and all.
   const stored = results.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
-  await Promise.all(stored.map((file) => deleteObject(options, file.key, file.versionId)));
+  // A delete that fails does not replace the cause: it is named in the log, for someone to remove.
+  await Promise.all(
+    stored.map((file) =>
+      deleteObject(options, file.key, file.versionId).catch((error: unknown) =>
+        logger.error('orphaned file not removed', { key: file.key, versionId: file.versionId, error }),
+      ),
+    ),
+  );
   // The first failure is the cause; the siblings' aborts are its consequence.
   throw (failure as PromiseRejectedResult).reason;
 }

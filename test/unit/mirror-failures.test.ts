@@ -9,8 +9,9 @@ import {
 } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-vitest/extend';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { parseAllowedHosts } from '#shared/file-fetch';
+import { logger } from '#shared/logger';
 import { mirrorInvoiceFiles } from '../../functions/download/mirror.ts';
 import { listen } from '../helpers/servers.ts';
 
@@ -148,6 +149,28 @@ describe('mirroring when S3 fails mid-upload', () => {
     expect(s3mock).toHaveReceivedCommandWith(DeleteObjectCommand, { Key: 'invoices/T/N/pdf.pdf', VersionId: 'v-invoices/T/N/pdf.pdf' });
     expect(s3mock).toHaveReceivedCommandWith(DeleteObjectCommand, { Key: 'invoices/T/N/ofd.zip', VersionId: 'v-ofd' });
     expect(s3mock).toHaveReceivedCommandTimes(DeleteObjectCommand, 2);
+  });
+
+  it('keeps the cause when removing a stored sibling fails too, and names the file left behind', async () => {
+    // Prepare: the pdf cannot be removed
+    s3mock.on(PutObjectCommand).callsFake((input: { Key: string }) => ({ ETag: '"e"', VersionId: `v-${input.Key}` }));
+    s3mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'upload-7' });
+    s3mock.on(UploadPartCommand).resolves({ ETag: '"p"' });
+    s3mock.on(CompleteMultipartUploadCommand).resolves({ ETag: '"c"', VersionId: 'v-ofd' });
+    s3mock.on(DeleteObjectCommand, { Key: 'invoices/T/N/pdf.pdf' }).rejects(new Error('AccessDenied'));
+    s3mock.on(DeleteObjectCommand, { Key: 'invoices/T/N/ofd.zip' }).resolves({});
+    const errors = vi.spyOn(logger, 'error').mockImplementation(() => undefined);
+    vi.spyOn(logger, 'warn').mockImplementation(() => undefined);
+    // Act
+    const mirroring = mirrorInvoiceFiles({ ...links(), xml: `${host.url}/pdf-as-xml.zip` }, options());
+    // Assess: the wrong content is still the answer, the other sibling is removed, the orphan is named
+    await expect(mirroring).rejects.toMatchObject({ reason: 'wrong_content' });
+    expect(s3mock).toHaveReceivedCommandWith(DeleteObjectCommand, { Key: 'invoices/T/N/ofd.zip', VersionId: 'v-ofd' });
+    expect(errors).toHaveBeenCalledWith(
+      'orphaned file not removed',
+      expect.objectContaining({ key: 'invoices/T/N/pdf.pdf', versionId: 'v-invoices/T/N/pdf.pdf' }),
+    );
+    vi.restoreAllMocks();
   });
 
   it('stores the three files with their content types when S3 works', async () => {
