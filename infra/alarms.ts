@@ -29,7 +29,8 @@ export class FunctionAlarms extends Construct {
     for (const [name, fn] of Object.entries(props.functions)) {
       const loggedErrors = new MetricFilter(this, `${name}-error-logs`, {
         logGroup: fn.logGroup,
-        // Powertools' JSON lines and Lambda's own (an uncaught error, a timeout) both carry "level": "ERROR".
+        // Powertools' JSON lines and the Node.js runtime's own line for an uncaught error both carry "level": "ERROR"
+        // (a timeout is a platform record without a level: the Errors alarm counts it).
         filterPattern: FilterPattern.stringValue('$.level', '=', 'ERROR'),
         metricNamespace: `EinvoiceBridge/${stackName}`,
         metricName: `${name}-logged-errors`,
