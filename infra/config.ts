@@ -6,7 +6,7 @@ import { ValidationError } from '../shared/errors.ts';
 import { parseRequest } from '../shared/validation.ts';
 import { JOB_FUNCTIONS, type JobFunction } from '../shared/jobs.ts';
 import { RETRY_DAILY_LIMIT, SWEEP_SETTINGS, type SweepSettings } from '../shared/schedule-settings.ts';
-import type { ScheduleConfig } from './schedules.ts';
+import { SCHEDULE_EXPRESSION, type ScheduleConfig } from './schedules.ts';
 
 /**
  * The stack's one configuration, validated with zod at synth: every field has a default, so `npx cdk deploy` works
@@ -39,8 +39,6 @@ const sweepOverrides = z
   .partial()
   .strict();
 
-/** EventBridge Scheduler's recurring expressions: cron with its six fields, or rate with a unit. */
-const SCHEDULE_EXPRESSION = /^(cron\(\S+( \S+){5}\)|rate\([1-9]\d* (minute|minutes|hour|hours|day|days)\))$/;
 
 /** Each function's request schema: a fixed batch's jobs are the bodies its HTTP route takes. */
 const requestSchemaOf = (fn: JobFunction, checkCreditCode: boolean) =>

@@ -55,6 +55,9 @@ export interface JobSchedulesProps {
   config: ScheduleConfig;
 }
 
+/** EventBridge Scheduler's recurring expressions: cron with its six fields, or rate with a unit. */
+export const SCHEDULE_EXPRESSION = /^(cron\(\S+( \S+){5}\)|rate\([1-9]\d* (minute|minutes|hour|hours|day|days)\))$/;
+
 /**
  * Per function: the sweep that finishes its unfinished jobs, its fixed batches, and one dead-letter queue, with an
  * alarm, for every invocation of it that neither Scheduler nor Lambda could bring to an end.
@@ -66,7 +69,7 @@ export class JobSchedules extends Construct {
   constructor(scope: Construct, id: string, props: JobSchedulesProps) {
     super(scope, id);
     for (const batch of props.config.fixedBatches) {
-      if (!/^(cron|rate)\(.+\)$/.test(batch.expression)) {
+      if (!SCHEDULE_EXPRESSION.test(batch.expression)) {
         throw new Error(`Fixed batch '${batch.name}': expression must be cron(...) or rate(...), got '${batch.expression}'`);
       }
     }
