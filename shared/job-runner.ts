@@ -84,25 +84,31 @@ export function jobRunner(settings: JobRunnerSettings) {
       const gaveUp = retryable && claimed.value.attempts >= policy.maxAttempts;
       const state: JobState = retryable && !gaveUp ? 'pending' : 'failed';
       const delay = backoffSeconds(claimed.value.attempts, policy, retryAfterSeconds);
-      await settle(claimed, {
-        state,
-        result: undefined,
-        lastError: { ...body.error, statusCode, retryAfter: headers?.['retry-after'] },
-        nextAttemptAt: state === 'pending' ? new Date(Date.now() + delay * 1000).toISOString() : undefined,
-      });
+      // One clock reading: the next attempt is exactly `delay` after the record's update, never a millisecond less.
+      const settledAt = new Date();
+      await settle(
+        claimed,
+        {
+          state,
+          result: undefined,
+          lastError: { ...body.error, statusCode, retryAfter: headers?.['retry-after'] },
+          nextAttemptAt: state === 'pending' ? new Date(settledAt.getTime() + delay * 1000).toISOString() : undefined,
+        },
+        settledAt,
+      );
       if (gaveUp) logger.warn('job given up', { fn, key: job.key, attempts: claimed.value.attempts });
       return { state: state as 'pending' | 'failed', error };
     }
 
     /** Writes the outcome over the claimed record. If that fails, the lease lapses and a sweep takes the job again. */
-    async function settle(held: Held<JobRecord>, change: Partial<JobRecord>) {
+    async function settle(held: Held<JobRecord>, change: Partial<JobRecord>, at = new Date()) {
       try {
         await store.replace(held, {
           ...held.value,
           ...change,
           leaseUntil: undefined,
           lastRunId: job.runId ?? held.value.lastRunId,
-          updatedAt: new Date().toISOString(),
+          updatedAt: at.toISOString(),
         });
       } catch (error) {
         logger.warn('job outcome not recorded; a sweep will take the job again', { fn, key: job.key, error });

@@ -249,11 +249,11 @@ export function downloadInvoice(deps: DownloadDeps) {
    * When to try again: at once after the time budget ran out (the next sweep goes on), otherwise after the backoff,
    * but always while the links Jumdata was paid for still work.
    */
-  function nextAttemptAt(work: DownloadWork, error: unknown, retryAfterSeconds: number): string {
+  function nextAttemptAt(work: DownloadWork, error: unknown, retryAfterSeconds: number, now: number): string {
     const delaySeconds = error instanceof TimeBudgetExhausted ? 0 : backoffSeconds(work.attempts, deps.retryPolicy, retryAfterSeconds);
-    let at = Date.now() + delaySeconds * 1000;
+    let at = now + delaySeconds * 1000;
     if (work.jumdata) at = Math.min(at, Date.parse(work.jumdata.fetchedAt) + LINK_LIFETIME_MS - LINK_SAFETY_MS);
-    return new Date(Math.max(at, Date.now())).toISOString();
+    return new Date(Math.max(at, now)).toISOString();
   }
 
   /** Keeps the unfinished work for a later run, or marks it failed when trying again cannot help; says which. */
@@ -266,15 +266,17 @@ export function downloadInvoice(deps: DownloadDeps) {
       error instanceof TimeBudgetExhausted
         ? { statusCode: 202, body: { error: { code: 'TIME_BUDGET_EXHAUSTED', message: error.message } }, headers: undefined }
         : toErrorResponse(error);
+    // One clock reading: the next attempt is measured from the record's update, never a millisecond short.
+    const recordedAt = new Date();
     try {
       await work.update(held, {
         state,
         leaseUntil: undefined,
         lastError: { ...body.error, statusCode, retryAfter: headers?.['retry-after'] },
-        nextAttemptAt: state === 'pending' ? nextAttemptAt(held.value, error, retryAfterSeconds) : undefined,
+        nextAttemptAt: state === 'pending' ? nextAttemptAt(held.value, error, retryAfterSeconds, recordedAt.getTime()) : undefined,
         // Links that are gone for good (expired) are kept, marked: an API request buys new ones, a sweep does not.
         jumdata: linksGone && held.value.jumdata ? { ...held.value.jumdata, linksGone: true } : held.value.jumdata,
-      });
+      }, recordedAt);
     } catch (recordError) {
       // The lease lapsed and another invocation took over: its record wins.
       logger.warn('unfinished download not recorded', { error: recordError });

@@ -58,9 +58,9 @@ export class WorkStore {
     }
   }
 
-  /** Replaces the record this invocation holds. */
-  update(held: Held<DownloadWork>, change: Partial<DownloadWork>): Promise<Held<DownloadWork>> {
-    return this.jobs.replace(held, { ...held.value, ...change, updatedAt: new Date().toISOString() });
+  /** Replaces the record this invocation holds; `at` is the update's time, when the change was computed from it. */
+  update(held: Held<DownloadWork>, change: Partial<DownloadWork>, at = new Date()): Promise<Held<DownloadWork>> {
+    return this.jobs.replace(held, { ...held.value, ...change, updatedAt: at.toISOString() });
   }
 
   /**
