@@ -34,6 +34,11 @@ const commonShape = () => ({
    * function's timeout (at most 900 s on Lambda), or two invocations could do one job (and pay for it) twice.
    */
   LEASE_SECONDS: wholeNumber(1, 3_600, LEASE_SECONDS),
+  /**
+   * How long a request waits for another invocation that holds the same job before answering 409 (or the
+   * download's 202): a few seconds, so that waiting never keeps a Lambda busy for long.
+   */
+  JOB_WAIT_MS: wholeNumber(0, 20_000, 3_000),
 });
 
 /** The sweep's settings, with the function's defaults from shared/schedule-settings.ts. */

@@ -146,6 +146,25 @@ export class LinksExpiredError extends Error {
   }
 }
 
+/** The request's (or the sweep job's) time ran out before the work was finished; the work is kept for later. */
+export class TimeBudgetExhausted extends Error {
+  constructor(message = 'the request ran out of time before the work was finished') {
+    super(message);
+    this.name = 'TimeBudgetExhausted';
+  }
+}
+
+/** A job that kept failing in ways that could pass, given up after its last attempt: a person decides now. */
+export class GaveUpError extends Error {
+  constructor(
+    cause: unknown,
+    readonly attempts: number,
+  ) {
+    super(`given up after ${attempts} attempts: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'GaveUpError';
+  }
+}
+
 /** The deployment is missing something (a secret's value, a setting); the message says what, never a value. */
 export class ConfigurationError extends Error {
   constructor(message: string) {
@@ -171,6 +190,11 @@ export class RecordedError extends Error {
 /** The single place where an error becomes a status code and a body. Unknown errors reveal nothing. */
 export function toErrorResponse(error: unknown): ErrorResponse {
   if (error instanceof RecordedError) return error.response;
+  if (error instanceof GaveUpError) return gaveUp(error);
+  if (error instanceof TimeBudgetExhausted) {
+    // Only a job record says this: an answer turns a pending job into its own 202 (see shared/outcomes.ts).
+    return reply(202, 'TIME_BUDGET_EXHAUSTED', error.message);
+  }
   if (error instanceof ValidationError) {
     return reply(400, 'VALIDATION_FAILED', 'The request is not valid', { details: error.details });
   }
@@ -219,6 +243,30 @@ export function toErrorResponse(error: unknown): ErrorResponse {
     return reply(500, 'INTERNAL', error.message);
   }
   return reply(500, 'INTERNAL', 'Internal error; the request id identifies it in the logs');
+}
+
+/** A job given up is a failure, never a 202: one that ran out of time is a timeout, any other keeps its cause's answer. */
+function gaveUp(error: GaveUpError): ErrorResponse {
+  if (error.cause instanceof TimeBudgetExhausted) {
+    return reply(504, 'UPSTREAM_TIMEOUT', `the work could not be finished in time in ${error.attempts} attempts; given up`);
+  }
+  const cause = toErrorResponse(error.cause);
+  const message = `${cause.body.error.message} (given up after ${error.attempts} attempts)`;
+  return { statusCode: cause.statusCode, body: { error: { ...cause.body.error, message } } };
+}
+
+/** What a job record keeps of the error that ended its last attempt: the very answer the API gives for it. */
+export function lastErrorOf(error: unknown): LastError {
+  const { statusCode, body, headers } = toErrorResponse(error);
+  return { ...body.error, statusCode, retryAfter: headers?.['retry-after'] };
+}
+
+export type LastError = ErrorBody['error'] & { statusCode: number; retryAfter?: string };
+
+/** The answer a job record kept, as an error that gives that answer again. */
+export function recordedError(lastError: LastError | undefined): RecordedError {
+  const { statusCode = 500, retryAfter, ...error } = lastError ?? { code: 'INTERNAL', message: 'the job did not finish' };
+  return new RecordedError({ statusCode, body: { error }, headers: retryAfter ? { 'retry-after': retryAfter } : undefined });
 }
 
 function upstreamOf(error: UpstreamRejectedError): ErrorBody['error']['upstream'] {

@@ -40,6 +40,19 @@ export class FileFetchError extends Error {
   }
 }
 
+/**
+ * The file host says the link is gone (403, 404 or 410: Jumdata's links expire). The same link will not work again
+ * (not retryable), but new links from Jumdata would: the download's next attempt decides whether to buy them.
+ */
+export class LinkGoneError extends FileFetchError {
+  constructor(readonly status: number) {
+    super('http_status', `the file host answered HTTP ${status}`, false);
+    this.name = 'LinkGoneError';
+  }
+}
+
+const GONE_STATUSES = new Set([403, 404, 410]);
+
 export interface OpenedFile {
   body: IncomingMessage;
   /** The declared length, when the server sent one. */
@@ -75,6 +88,7 @@ export async function openFile(link: string, policy: FileFetchPolicy, signal: Ab
     }
     if (status < 200 || status > 299) {
       response.resume();
+      if (GONE_STATUSES.has(status)) throw new LinkGoneError(status);
       throw new FileFetchError('http_status', `the file host answered HTTP ${status}`, status >= 500 || status === 429);
     }
     const declared = response.headers['content-length'];
@@ -87,19 +101,28 @@ export async function openFile(link: string, policy: FileFetchPolicy, signal: Ab
   }
 
   function parseLink(text: string): URL {
-    if (!URL.canParse(text)) throw new FileFetchError('refused_url', 'the file link is not a URL', false);
-    const parsed = new URL(text);
+    const parsed = checkLink(text, policy, exempt);
     exempt &&= isAllowedHost(parsed, policy);
-    const allowed = exempt;
-    if (parsed.protocol !== 'https:' && !(parsed.protocol === 'http:' && allowed)) {
-      throw new FileFetchError('refused_url', `refused ${parsed.protocol} link to ${parsed.host}: https only`, false);
-    }
-    const literal = parsed.hostname.replace(/^\[|\]$/g, '');
-    if (isIP(literal) && !allowed && !isPublicAddress(literal)) {
-      throw new FileFetchError('refused_address', `refused link to the non-public address ${literal}`, false);
-    }
     return parsed;
   }
+}
+
+/**
+ * The link as a URL if the fetch rules allow it (https, or http to an allowed host; no literal non-public address
+ * unless the host is allowed); a `refused_url` or `refused_address` FileFetchError otherwise. No request is made.
+ */
+export function checkLink(text: string, policy: FileFetchPolicy, mayBeExempt = true): URL {
+  if (!URL.canParse(text)) throw new FileFetchError('refused_url', 'the file link is not a URL', false);
+  const parsed = new URL(text);
+  const allowed = mayBeExempt && isAllowedHost(parsed, policy);
+  if (parsed.protocol !== 'https:' && !(parsed.protocol === 'http:' && allowed)) {
+    throw new FileFetchError('refused_url', `refused ${parsed.protocol} link to ${parsed.host}: https only`, false);
+  }
+  const literal = parsed.hostname.replace(/^\[|\]$/g, '');
+  if (isIP(literal) && !allowed && !isPublicAddress(literal)) {
+    throw new FileFetchError('refused_address', `refused link to the non-public address ${literal}`, false);
+  }
+  return parsed;
 }
 
 function isAllowedHost(url: URL, policy: FileFetchPolicy): boolean {

@@ -1,7 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import type { ErrorBody } from '#shared/errors';
+import type { LastError } from '#shared/errors';
 
 /**
  * The durable record of every job that is running or did not finish: a download that ran out of time or met a
@@ -47,12 +47,14 @@ export interface JobRecord {
   /** While running: when the lease lapses and another invocation may take over. */
   leaseUntil?: string;
   /** The answer the last attempt gave (status, error body, Retry-After). */
-  lastError?: ErrorBody['error'] & { statusCode: number; retryAfter?: string };
+  lastError?: LastError;
   nextAttemptAt?: string;
+  /** While running: the holder's own deadline, so that a waiting request knows how long the holder may still need. */
+  workUntil?: string;
   /** The scheduled run (its scheduled time) that last finished this job: the same run retried by AWS replays it. */
   lastRunId?: string;
-  /** The answer of the attempt that finished the job (done), as the API gave it. */
-  result?: { statusCode: number; body: unknown };
+  /** The result of the attempt that finished the job (done), unless it is kept elsewhere (the download's archive). */
+  result?: unknown;
   createdAt: string;
   updatedAt: string;
 }

@@ -3,6 +3,7 @@ import httpJsonBodyParser from '@middy/http-json-body-parser';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { toErrorResponse, UnsupportedMediaTypeError, ValidationError } from '#shared/errors';
+import { DEFER_CONCURRENCY, type DeferReport } from '#shared/job-lifecycle';
 import { logger } from '#shared/logger';
 import { callLimiter } from '#shared/sweep';
 import * as z from '#shared/zod';
@@ -137,15 +138,25 @@ export interface BatchOptions {
   jobTimeoutMs: number;
   /** Provider calls started per minute at most, as in the function's sweep. */
   callsPerMinute: number;
-  /** Keeps a job the batch had no time to start, pending for the sweep. */
-  defer: (job: unknown) => Promise<void>;
+  /** Keeps the jobs the batch has no time to start pending for the sweep, by `deadline`; one report per job. */
+  defer: (jobs: readonly unknown[], deadline: number) => Promise<DeferReport[]>;
 }
+
+/**
+ * Time kept for deferring the jobs not started: conditional writes, DEFER_PARALLEL at a time, each round allowed
+ * DEFER_ROUND_MS (a DynamoDB read and write take about 10 ms each; the rest is slack for a slow table).
+ */
+const DEFER_PARALLEL = DEFER_CONCURRENCY;
+const DEFER_ROUND_MS = 100;
+/** Kept after the last deferral, to return the report: deferring is what the time kept for it is for. */
+const DEFER_MARGIN_MS = 500;
+const deferReserveMs = (jobs: number) => Math.ceil(jobs / DEFER_PARALLEL) * DEFER_ROUND_MS;
 
 /**
  * A scheduled batch `{"jobs": [...]}` whose jobs have the same bodies as the HTTP API. Jobs run one after another,
  * spaced as the sweep spaces its calls (providers limit call rates), and each gets its own report; a bad job never
  * stops the others. The invocation itself does not fail for a failed job: AWS would retry the whole batch. Jobs
- * the invocation has no time left for are kept pending, and the next sweep does them.
+ * the invocation has no time left for are kept pending, within the time kept for that, and the next sweep does them.
  */
 export function batchHandler(
   handleJob: (job: unknown, context: Context, runId?: string) => Promise<HttpReply>,
@@ -161,8 +172,9 @@ export function batchHandler(
       }
       const { jobs, scheduledTime } = parsed.data;
       const limiter = callLimiter({ concurrency: 1, callsPerMinute: options.callsPerMinute });
-      const mayStart = () => context.getRemainingTimeInMillis() >= options.jobTimeoutMs + BATCH_SAFETY_MARGIN_MS;
       const results: JobReport[] = [];
+      const mayStart = () =>
+        context.getRemainingTimeInMillis() >= options.jobTimeoutMs + BATCH_SAFETY_MARGIN_MS + deferReserveMs(jobs.length - results.length - 1);
       for (const [index, job] of jobs.entries()) {
         const slot = await limiter.slot(mayStart);
         if (!slot) break;
@@ -172,18 +184,25 @@ export function batchHandler(
       }
       const succeeded = results.filter((r) => r.statusCode < 400).length;
       const failed = results.length - succeeded;
-      for (const [index, job] of jobs.entries()) {
-        if (index < results.length) continue;
-        const deferred = await runJob(async () => {
-          await options.defer(job);
-          return { statusCode: 202, body: { status: 'deferred', message: 'kept pending: the next sweep does it' } };
-        });
-        results.push({ index, ...deferred });
-      }
+      results.push(...(await deferRest(jobs, results.length, options, Date.now() + context.getRemainingTimeInMillis() - DEFER_MARGIN_MS)));
       const report = { received: jobs.length, succeeded, failed, skipped: jobs.length - succeeded - failed, results };
       logger.info('batch finished', { ...report, results: undefined });
       return report;
     });
+}
+
+/** The jobs from `from` on, kept for the sweep; a job that could not be recorded is lost work, logged as an error. */
+async function deferRest(jobs: readonly unknown[], from: number, options: BatchOptions, deadline: number): Promise<JobReport[]> {
+  if (from >= jobs.length) return [];
+  const reports = await options.defer(jobs.slice(from), deadline);
+  return reports.map((report, i) => {
+    if (report.deferred) {
+      return { index: from + i, statusCode: 202, body: { status: 'deferred', message: 'kept pending: the next sweep does it' } };
+    }
+    const { statusCode, body } = toErrorResponse(report.error);
+    if (statusCode >= 500) logger.error('job not kept for the sweep', { index: from + i, code: body.error.code, error: report.error });
+    return { index: from + i, statusCode, body };
+  });
 }
 
 async function runJob(handleJob: () => Promise<HttpReply>) {

@@ -1,7 +1,8 @@
 import {
-  ConfigurationError,
   DailyLimitReachedError,
+  GaveUpError,
   LinksExpiredError,
+  TimeBudgetExhausted,
   UpstreamRateLimitedError,
   UpstreamRejectedError,
   UpstreamTemporaryError,
@@ -28,20 +29,30 @@ export function backoffSeconds(attempts: number, policy: RetryPolicy, retryAfter
   return Math.max(retryAfterSeconds, ceiling / 2 + (random() * ceiling) / 2);
 }
 
+export interface RetryVerdict {
+  retryable: boolean;
+  /** The provider's (or our own) earliest time to try again, in seconds. */
+  retryAfterSeconds: number;
+  /** Whether the next attempt waits the backoff; false when the attempt only ran out of time and goes on at once. */
+  backoff: boolean;
+}
+
 /**
- * Whether trying the same job again later can succeed, and how soon the provider allows it. Network failures,
- * timeouts, rate limits, temporary answers and a deployment still missing its secret can pass; bad parameters,
- * account problems and business rejections will not.
+ * Whether trying the same job again later can succeed, and how soon: the one verdict for every function. An error
+ * may say it itself (`retryable`, `retryAfterSeconds`: a file host's answer, Jumdata's 301 or an unusable billed
+ * answer); otherwise network failures, timeouts, rate limits, temporary answers and a deployment still missing its
+ * secret can pass, while bad parameters, business rejections, dead links and a job given up will not.
  */
-export function retryVerdict(error: unknown): { retryable: boolean; retryAfterSeconds: number } {
-  if (error instanceof UpstreamRateLimitedError || error instanceof UpstreamTemporaryError) {
-    return { retryable: true, retryAfterSeconds: error.retryAfterSeconds };
-  }
-  if (error instanceof DailyLimitReachedError) return { retryable: true, retryAfterSeconds: error.retryAfterSeconds };
-  if (error instanceof UpstreamRejectedError || error instanceof ValidationError || error instanceof LinksExpiredError) {
-    return { retryable: false, retryAfterSeconds: 0 };
-  }
-  if (error instanceof ConfigurationError) return { retryable: true, retryAfterSeconds: 0 };
-  // UpstreamUnavailableError, UpstreamTimeoutError, and anything unexpected (a throttled table, a reset).
-  return { retryable: true, retryAfterSeconds: 0 };
+export function retryVerdict(error: unknown): RetryVerdict {
+  const verdict = (retryable: boolean, retryAfterSeconds = 0, backoff = true) => ({ retryable, retryAfterSeconds, backoff });
+  if (error instanceof TimeBudgetExhausted) return verdict(true, 0, false);
+  const declared = (error ?? {}) as { retryable?: unknown; retryAfterSeconds?: unknown };
+  const retryAfter = typeof declared.retryAfterSeconds === 'number' ? declared.retryAfterSeconds : 0;
+  if (typeof declared.retryable === 'boolean') return verdict(declared.retryable, retryAfter);
+  if (error instanceof UpstreamRateLimitedError || error instanceof UpstreamTemporaryError) return verdict(true, retryAfter);
+  if (error instanceof DailyLimitReachedError) return verdict(true, retryAfter);
+  if (error instanceof UpstreamRejectedError || error instanceof ValidationError || error instanceof LinksExpiredError) return verdict(false);
+  if (error instanceof GaveUpError) return verdict(false);
+  // ConfigurationError, UpstreamUnavailableError, UpstreamTimeoutError, and anything unexpected (a throttled table).
+  return verdict(true);
 }

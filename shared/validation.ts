@@ -94,3 +94,20 @@ function toFieldProblems(error: z.core.$ZodError): FieldProblem[] {
     message: issue.path.length > 0 ? issue.message : 'must be a JSON object',
   }));
 }
+
+/** The first day an issue date may name: e-invoices (and Jumdata's archive) begin after it. */
+const EARLIEST_ISSUE_DATE = '2015-01-01';
+
+/** Today's date in China (UTC+8), as YYYY-MM-DD, `days` later. */
+function chinaDate(days = 0, now = Date.now()): string {
+  return new Date(now + 8 * 3600 * 1000 + days * 86_400_000).toISOString().slice(0, 10);
+}
+
+/** An invoice's issue date: a real date from 2015-01-01 to tomorrow in China; anything else never reaches Jumdata. */
+export function issueDateSchema() {
+  return z.iso.date({ error: 'must be a date as YYYY-MM-DD' }).check(
+    z.refine((value) => value >= EARLIEST_ISSUE_DATE && value <= chinaDate(1), {
+      error: `must be a date from ${EARLIEST_ISSUE_DATE} to tomorrow (China time)`,
+    }),
+  );
+}

@@ -1,18 +1,24 @@
-import type { JsonStore } from '#shared/storage';
-import type { DownloadQuery } from '#shared/providers/jumdata';
-import type { FileKind, MirroredFile } from './mirror.ts';
+import { DeleteObjectCommand, HeadObjectCommand, NotFound, S3ServiceException, type S3Client } from '@aws-sdk/client-s3';
+import type { FileFetchPolicy } from '#shared/file-fetch';
+import { logger } from '#shared/logger';
+import { invoiceSummary, type DownloadQuery, type JumdataInvoice } from '#shared/providers/jumdata';
+import { JsonStore } from '#shared/storage';
+import { FILE_KINDS, mirrorInvoiceFiles, objectNameOf, type FileKind, type MirroredFile } from './mirror.ts';
+import { lockObjects, ObjectLockError, type LockableObject } from './retention.ts';
 
 /**
- * Where an invoice lives in the bucket. Its files and, written last, `invoice.json`: the record that the invoice is
- * completely mirrored. Whatever has an invoice.json is never fetched from Jumdata again.
+ * The archive: every S3 call on an invoice's objects goes through here (mirror.ts streams the files and
+ * retention.ts locks them, for this module alone). An invoice is its files and, written last, `invoice.json`: the
+ * record that it is completely mirrored. Whatever has an invoice.json is never fetched from Jumdata again.
  *
  *   invoices/{taxNum}/{invoiceNo}/pdf.pdf | ofd.zip | xml.zip    the files, named by what their bytes are
  *   invoices/{taxNum}/{invoiceNo}/invoice.json                   MirroredInvoice
- * The download's work record (its lease, Jumdata's kept answer) is a job record in the jobs table (work.ts).
+ * The download's job record (its lease, Jumdata's kept answer) is in the jobs table (shared/job-lifecycle.ts).
  */
 
 export const invoicePrefix = (taxNum: string, invoiceNo: string) => `invoices/${taxNum}/${invoiceNo}`;
 export const invoiceRecordKey = (taxNum: string, invoiceNo: string) => `${invoicePrefix(taxNum, invoiceNo)}/invoice.json`;
+
 export interface MirroredInvoice extends DownloadQuery {
   mirroredAt: string;
   invoice: { voided: boolean; redFlushed: boolean; buyerTaxNum?: string };
@@ -20,6 +26,134 @@ export interface MirroredInvoice extends DownloadQuery {
   files: Record<FileKind, MirroredFile>;
 }
 
-export async function readMirroredInvoice(store: JsonStore, taxNum: string, invoiceNo: string) {
-  return (await store.get<MirroredInvoice>(invoiceRecordKey(taxNum, invoiceNo)))?.value;
+export interface ArchiveSettings {
+  s3: S3Client;
+  bucket: string;
+  policy: FileFetchPolicy;
+  /** Per-file deadline for the whole transfer. */
+  fileTimeoutMs: number;
+  /** Object Lock (compliance mode) for this many years on each mirrored invoice's objects; none when absent. */
+  lockYears?: number;
+}
+
+/** An invoice as the archive holds it; `locked` while its files are staged under Object Lock. */
+export interface ArchivedInvoice {
+  invoice: MirroredInvoice;
+  locked?: LockedFiles;
+}
+
+/** Versions of an attempt's files under Object Lock, and until when. */
+interface LockedFiles {
+  locked: readonly LockableObject[];
+  retainUntil: Date;
+}
+
+export type InvoiceArchive = ReturnType<typeof invoiceArchive>;
+
+export function invoiceArchive(settings: ArchiveSettings) {
+  const { s3, bucket } = settings;
+  const records = new JsonStore(s3, bucket);
+
+  /** The mirrored invoice, if its invoice.json exists. */
+  async function read(taxNum: string, invoiceNo: string): Promise<ArchivedInvoice | undefined> {
+    const stored = await records.get<MirroredInvoice>(invoiceRecordKey(taxNum, invoiceNo));
+    return stored && { invoice: stored.value };
+  }
+
+  /**
+   * Stores an invoice's files from Jumdata's answer, and locks them (Object Lock): everything but invoice.json,
+   * which `commit` writes. On failure, no file is left, except versions already locked (logged).
+   */
+  async function stage(query: DownloadQuery, answer: JumdataInvoice, signal: AbortSignal): Promise<ArchivedInvoice> {
+    const prefix = invoicePrefix(query.taxNum, query.invoiceNo);
+    const { policy, fileTimeoutMs } = settings;
+    const files = await mirrorInvoiceFiles(answer.files, { s3, bucket, prefix, invoiceNo: query.invoiceNo, policy, fileTimeoutMs, signal });
+    const locked = await lockOrRemove(files);
+    const invoice: MirroredInvoice = {
+      ...query,
+      mirroredAt: new Date().toISOString(),
+      invoice: invoiceSummary(answer.fields),
+      jumdata: { taskNo: answer.taskNo, charged: answer.charged, fields: answer.fields },
+      files,
+    };
+    return { invoice, locked };
+  }
+
+  /** Writes invoice.json, which makes the invoice complete; under Object Lock it is stored locked, like its files. */
+  async function commit({ invoice, locked }: ArchivedInvoice): Promise<void> {
+    try {
+      await records.put(invoiceRecordKey(invoice.taxNum, invoice.invoiceNo), invoice, { lockUntil: locked?.retainUntil });
+    } catch (error) {
+      await remove(invoice.files, locked); // without invoice.json the files are orphans
+      throw error;
+    }
+    logger.info('invoice mirrored', { taxNum: invoice.taxNum, invoiceNo: invoice.invoiceNo, taskNo: invoice.jumdata.taskNo });
+  }
+
+  /**
+   * Locks the files before invoice.json exists: an invoice is only ever complete with its files locked. A refusal
+   * removes the files; whatever got locked before it stays (and is logged).
+   */
+  async function lockOrRemove(files: Record<FileKind, MirroredFile>): Promise<LockedFiles | undefined> {
+    if (settings.lockYears === undefined) return undefined;
+    try {
+      const retainUntil = await lockObjects(s3, bucket, Object.values(files), settings.lockYears);
+      return { locked: Object.values(files), retainUntil };
+    } catch (error) {
+      await remove(files, error instanceof ObjectLockError ? error : undefined);
+      throw error;
+    }
+  }
+
+  /**
+   * Removes the files of an attempt that did not finish. Versions under Object Lock cannot be removed (S3 refuses
+   * every delete until the lock ends): they are left, and said so once, by key, version and date.
+   */
+  async function remove(files: Record<FileKind, MirroredFile>, lock?: LockedFiles) {
+    const isLocked = (file: MirroredFile) => lock?.locked.some((v) => v.key === file.key && v.versionId === file.versionId) ?? false;
+    const stayLocked = Object.values(files).filter(isLocked);
+    if (stayLocked.length > 0) {
+      logger.error('files of an unfinished download stay locked (Object Lock, compliance mode) and cannot be removed', {
+        lockedVersions: stayLocked.map((file) => ({ key: file.key, versionId: file.versionId })),
+        retainUntil: lock!.retainUntil.toISOString(),
+      });
+    }
+    await Promise.all(Object.values(files).filter((file) => !isLocked(file)).map((file) => deleteVersion(file.key, file.versionId)));
+  }
+
+  const deleteVersion = (key: string, versionId: string | undefined) =>
+    s3
+      .send(new DeleteObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId }))
+      .catch((error: unknown) => logger.error('orphaned file not removed', { key, versionId, error }));
+
+  /**
+   * Removes what an earlier attempt of the same invoice left (an invocation killed after storing files, before
+   * invoice.json): the current version of each file's key. A version under Object Lock cannot be removed: it is
+   * logged by key and version (the audit accounts for it) and stays behind the next attempt's version.
+   */
+  async function removeLeftovers(query: Pick<DownloadQuery, 'taxNum' | 'invoiceNo'>): Promise<void> {
+    const prefix = invoicePrefix(query.taxNum, query.invoiceNo);
+    await Promise.all(
+      FILE_KINDS.map(async (kind) => {
+        const key = `${prefix}/${objectNameOf(kind)}`;
+        const versionId = await currentVersion(key);
+        if (versionId === null) return;
+        await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId })).catch((error: unknown) => {
+          logger.warn('file left by an unfinished download not removed (locked?)', { key, versionId, reason: (error as Error).name });
+        });
+      }),
+    );
+  }
+
+  /** The current version of `key` (undefined on an unversioned bucket), or null when there is no object. */
+  async function currentVersion(key: string): Promise<string | undefined | null> {
+    try {
+      return (await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).VersionId;
+    } catch (error) {
+      if (error instanceof NotFound || (error instanceof S3ServiceException && error.$metadata.httpStatusCode === 404)) return null;
+      throw error;
+    }
+  }
+
+  return { read, stage, commit, removeLeftovers };
 }

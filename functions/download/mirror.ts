@@ -41,6 +41,9 @@ const FORMATS: Record<FileFormat, { contentType: string; extension: string }> = 
  */
 export const SLOT_FORMATS: Readonly<Record<FileKind, FileFormat>> = { pdf: 'pdf', ofd: 'zip', xml: 'zip' };
 
+/** The object name of a slot's file within its invoice's folder: what any attempt stores it under. */
+export const objectNameOf = (kind: FileKind) => `${kind}.${FORMATS[SLOT_FORMATS[kind]].extension}`;
+
 /** What the first bytes say the file is. Jumdata's pdf link ends in .PDF while the others are zips: trust bytes. */
 export function sniffFormat(head: Buffer): FileFormat | undefined {
   if (head.subarray(0, 4).equals(Buffer.from('PK\x03\x04', 'latin1'))) return 'zip';
@@ -201,7 +204,7 @@ async function streamToS3(kind: FileKind, link: string, options: MirrorOptions, 
   );
   opened.body.pipe(meter);
 
-  const key = `${options.prefix}/${kind}.${sniffed.extension}`;
+  const key = `${options.prefix}/${objectNameOf(kind)}`;
   const params = {
     Bucket: options.bucket,
     Key: key,

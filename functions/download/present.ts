@@ -1,4 +1,5 @@
 import type { S3Client } from '@aws-sdk/client-s3';
+import type { DownloadQuery } from '#shared/providers/jumdata';
 import type { MirroredInvoice } from './archive.ts';
 import { durableLink, presignGet } from './links.ts';
 import { FILE_KINDS } from './mirror.ts';
@@ -12,8 +13,12 @@ export interface LinkSettings {
   presignSeconds: number;
 }
 
-/** The 200 body of POST /download: the invoice, and for each file fresh presigned URLs and its durable link. */
-export async function presentInvoice(record: MirroredInvoice, fromCache: boolean, links: LinkSettings) {
+/**
+ * The 200 body of POST /download: the invoice, and for each file fresh presigned URLs and its durable link. An
+ * invoice stored earlier under another issue date or direction than `asked` says so in `notice`: the stored one is
+ * the invoice (Jumdata was not asked again).
+ */
+export async function presentInvoice(record: MirroredInvoice, fromCache: boolean, links: LinkSettings, asked?: DownloadQuery) {
   const files = await Promise.all(
     FILE_KINDS.map(async (kind) => {
       const file = record.files[kind];
@@ -39,5 +44,13 @@ export async function presentInvoice(record: MirroredInvoice, fromCache: boolean
     mirroredAt: record.mirroredAt,
     invoice: record.invoice,
     files: Object.fromEntries(files),
+    ...noticeOf(record, asked),
   };
+}
+
+function noticeOf(record: MirroredInvoice, asked: DownloadQuery | undefined): { notice?: string } {
+  const differ = (['issueDate', 'direction'] as const).filter((field) => asked && asked[field] !== record[field]);
+  if (differ.length === 0) return {};
+  const stored = differ.map((field) => `${field} ${record[field]}`).join(', ');
+  return { notice: `this invoice is stored with ${stored}, not as asked; the stored invoice is answered` };
 }

@@ -4,6 +4,7 @@ import { batchHandler, httpHandler, lambdaEntry, sweepHandler } from '#shared/mi
 import { createWdtClient } from '#shared/providers/wdt';
 import { loadProviderSecret, wdtSecretSchema } from '#shared/secrets';
 import { sweep } from '#shared/sweep';
+import { answerErpUpdate } from './answer.ts';
 import { updateErp } from './update-erp.ts';
 
 const config = loadErpUpdateConfig();
@@ -11,7 +12,7 @@ const settings = sweepSettingsOf(config);
 const store = createJobStore(config.JOBS_TABLE);
 
 const erp = updateErp({
-  jobs: { store, leaseSeconds: config.LEASE_SECONDS, policy: settings },
+  jobs: { store, leaseSeconds: config.LEASE_SECONDS, policy: settings, waitMs: config.JOB_WAIT_MS },
   client: createWdtClient({
     baseUrl: config.WDT_BASE_URL,
     timeoutMs: config.UPSTREAM_TIMEOUT_MS,
@@ -24,15 +25,19 @@ const erp = updateErp({
   }),
 });
 
-/** A sweep's job: the provider's timeout, and a second for the records around it. */
+/** One update, start to end: the provider's timeout, and a second for the records around it. */
 const jobTimeoutMs = config.UPSTREAM_TIMEOUT_MS + 1_000;
 
+const answer = (input: unknown, runId?: string) => answerErpUpdate(erp, input, { timeoutMs: jobTimeoutMs, runId });
+
 export const handler = lambdaEntry(
-  httpHandler((event) => erp.answer(event.body)),
-  batchHandler((job, _context, runId) => erp.answer(job, runId), {
+  httpHandler((event) => answer(event.body)),
+  batchHandler((job, _context, runId) => answer(job, runId), {
     jobTimeoutMs,
     callsPerMinute: settings.callsPerMinute,
-    defer: (job) => erp.defer(job),
+    defer: (jobs, deadline) => erp.defer(jobs, deadline, erp.parse),
   }),
-  sweepHandler((context) => sweep({ store, fn: 'erp-update', settings, jobTimeoutMs, processJob: (job) => erp.resume(job) }, context)),
+  sweepHandler((context) =>
+    sweep({ store, fn: 'erp-update', settings, jobTimeoutMs, processJob: (job, deadline) => erp.resume(job, deadline, erp.parse) }, context),
+  ),
 );

@@ -1,7 +1,6 @@
-import { recordedJobs, type JobRunnerSettings } from '#shared/job-runner';
-import type { HttpReply } from '#shared/middleware';
+import { jobLifecycle, type LifecycleSettings } from '#shared/job-lifecycle';
 import type { InvoiceStatus, WdtClient } from '#shared/providers/wdt';
-import { freeTextSchema, httpUrlSchema, identifierSchema } from '#shared/validation';
+import { freeTextSchema, httpUrlSchema, identifierSchema, parseRequest } from '#shared/validation';
 import * as z from '#shared/zod';
 
 /** Lengths from WDT's vip_invoice_info_update document (varchar, in characters). */
@@ -49,22 +48,22 @@ export interface ErpUpdateResult {
 
 /**
  * Write one invoicing result back to 旺店通 ERP (回传开发票结果).
- * Input: `{invoiceNo, status, invoiceNoOut, invoiceCode, errorInfo, filePath}` as received · Output: WDT's answer
+ * Input: `{invoiceNo, status, invoiceNoOut, invoiceCode, errorInfo, filePath}` as received · Output: the job's
+ * outcome, done with WDT's answer
  *  1. Validate the request; a bad one never reaches WDT and leaves no record
  *  2. Claim the invoice's job record: the latest request replaces an older unfinished one, so a sweep never sends
  *     a stale result over a newer one
  *  3. Send one signed update, and record how it ended; one that met a network failure, a timeout or WDT's rate
  *     limit stays pending for the sweep
  */
-export function updateErp(deps: { client: WdtClient; jobs: Omit<JobRunnerSettings, 'fn'> }) {
-  async function send(request: z.output<typeof erpUpdateRequestSchema>): Promise<HttpReply> {
+export function updateErp(deps: { client: WdtClient; jobs: LifecycleSettings }) {
+  async function send(request: z.output<typeof erpUpdateRequestSchema>): Promise<ErpUpdateResult> {
     const { message } = await deps.client.updateInvoice(request);
-    const result: ErpUpdateResult = { invoiceNo: request.invoiceNo, status: request.status, message };
-    return { statusCode: 200, body: result };
+    return { invoiceNo: request.invoiceNo, status: request.status, message };
   }
 
-  return recordedJobs(
-    { ...deps.jobs, fn: 'erp-update' },
-    { schema: erpUpdateRequestSchema, keyOf: (request) => request.invoiceNo, call: send },
-  );
+  const jobs = jobLifecycle(deps.jobs, { fn: 'erp-update', keyOf: (request) => request.invoiceNo, attempt: send });
+  return { ...jobs, parse: (input: unknown) => parseRequest(erpUpdateRequestSchema, input) };
 }
+
+export type ErpUpdate = ReturnType<typeof updateErp>;

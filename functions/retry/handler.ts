@@ -4,6 +4,7 @@ import { batchHandler, httpHandler, lambdaEntry, sweepHandler } from '#shared/mi
 import { createFw199Client } from '#shared/providers/fw199';
 import { fw199SecretSchema, loadProviderSecret } from '#shared/secrets';
 import { sweep } from '#shared/sweep';
+import { answerRetry } from './answer.ts';
 import { retryOrder } from './retry-order.ts';
 
 const config = loadRetryConfig();
@@ -13,7 +14,7 @@ const store = createJobStore(config.JOBS_TABLE);
 const retry = retryOrder({
   checkCreditCode: config.TAX_NUM_CHECK === 'strict',
   dailyLimit: config.RETRY_DAILY_LIMIT,
-  jobs: { store, leaseSeconds: config.LEASE_SECONDS, policy: settings },
+  jobs: { store, leaseSeconds: config.LEASE_SECONDS, policy: settings, waitMs: config.JOB_WAIT_MS },
   client: createFw199Client({
     baseUrl: config.FW199_BASE_URL,
     timeoutMs: config.UPSTREAM_TIMEOUT_MS,
@@ -26,15 +27,19 @@ const retry = retryOrder({
   }),
 });
 
-/** A sweep's job: the provider's timeout, and a second for the records around it. */
+/** One re-push, start to end: the provider's timeout, and a second for the records around it. */
 const jobTimeoutMs = config.UPSTREAM_TIMEOUT_MS + 1_000;
 
+const answer = (input: unknown, runId?: string) => answerRetry(retry, input, { timeoutMs: jobTimeoutMs, runId });
+
 export const handler = lambdaEntry(
-  httpHandler((event) => retry.answer(event.body)),
-  batchHandler((job, _context, runId) => retry.answer(job, runId), {
+  httpHandler((event) => answer(event.body)),
+  batchHandler((job, _context, runId) => answer(job, runId), {
     jobTimeoutMs,
     callsPerMinute: settings.callsPerMinute,
-    defer: (job) => retry.defer(job),
+    defer: (jobs, deadline) => retry.defer(jobs, deadline, retry.parse),
   }),
-  sweepHandler((context) => sweep({ store, fn: 'retry', settings, jobTimeoutMs, processJob: (job) => retry.resume(job) }, context)),
+  sweepHandler((context) =>
+    sweep({ store, fn: 'retry', settings, jobTimeoutMs, processJob: (job, deadline) => retry.resume(job, deadline, retry.parse) }, context),
+  ),
 );

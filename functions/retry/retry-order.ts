@@ -1,8 +1,7 @@
 import { DailyLimitReachedError } from '#shared/errors';
-import { recordedJobs, type JobRunnerSettings } from '#shared/job-runner';
-import type { HttpReply } from '#shared/middleware';
-import type { Fw199Client } from '#shared/providers/fw199';
-import { orderNoSchema, taxNumSchema } from '#shared/validation';
+import { jobLifecycle, type LifecycleSettings } from '#shared/job-lifecycle';
+import type { Fw199Client, RebillingOutcome } from '#shared/providers/fw199';
+import { orderNoSchema, parseRequest, taxNumSchema } from '#shared/validation';
 import * as z from '#shared/zod';
 
 export function retryRequestSchema(checkCreditCode: boolean) {
@@ -10,6 +9,9 @@ export function retryRequestSchema(checkCreditCode: boolean) {
 }
 
 type RetryRequest = z.output<ReturnType<typeof retryRequestSchema>>;
+
+/** The order's new state as the gateway told it: issued, retrying or in progress. */
+export type RetryResult = { orderNo: string } & RebillingOutcome;
 
 /** A tax number has no '/', so the key splits back unambiguously. */
 export const retryJobKey = ({ taxNum, orderNo }: RetryRequest) => `${taxNum}/${orderNo}`;
@@ -19,23 +21,23 @@ export interface RetryDeps {
   checkCreditCode: boolean;
   /** Re-pushes of one order per China day, whoever asks. */
   dailyLimit: number;
-  jobs: Omit<JobRunnerSettings, 'fn'>;
+  jobs: LifecycleSettings;
 }
 
 /**
  * Re-push one failed invoice order through fw199 to Nuonuo (开票重试).
- * Input: `{taxNum, orderNo}` as received · Output: the order's new state (200 issued, 202 retrying / in progress)
+ * Input: `{taxNum, orderNo}` as received · Output: the job's outcome, done with the order's new state
  *  1. Validate the request; a bad one never reaches the gateway and leaves no record
  *  2. Claim the order's job record, so that one order is never pushed twice at once
  *  3. Count the push against the order's daily limit (Nuonuo caps re-pushes per order per day: no loops here)
- *  4. Send one signed re-push, and record how it ended; a push that met a network failure, a timeout or a rate
- *     limit stays pending for the sweep
+ *  4. Send one signed re-push; one that met a network failure, a timeout or a rate limit stays pending for the sweep
  */
 export function retryOrder(deps: RetryDeps) {
   // Built at the first request (z.lazy), not at import: see shared/zod.ts.
   const schema = z.lazy(() => retryRequestSchema(deps.checkCreditCode));
+  const parse = (input: unknown) => parseRequest(schema, input);
 
-  async function push(request: RetryRequest): Promise<HttpReply> {
+  async function push(request: RetryRequest): Promise<RetryResult> {
     const day = chinaDay(new Date());
     const counted = await deps.jobs.store.countUpTo('retry', `${retryJobKey(request)}#${day.date}`, deps.dailyLimit, day.forgetAt);
     if (!counted) {
@@ -44,12 +46,14 @@ export function retryOrder(deps: RetryDeps) {
         day.secondsToMidnight,
       );
     }
-    const outcome = await deps.client.rebill(request);
-    return { statusCode: outcome.status === 'issued' ? 200 : 202, body: { orderNo: request.orderNo, ...outcome } };
+    return { orderNo: request.orderNo, ...(await deps.client.rebill(request)) };
   }
 
-  return recordedJobs({ ...deps.jobs, fn: 'retry' }, { schema, keyOf: retryJobKey, call: push });
+  const jobs = jobLifecycle(deps.jobs, { fn: 'retry', keyOf: retryJobKey, attempt: push });
+  return { ...jobs, parse };
 }
+
+export type RetryOrder = ReturnType<typeof retryOrder>;
 
 const CHINA_OFFSET_MS = 8 * 3600 * 1000; // UTC+8 all year: China has no daylight saving time
 

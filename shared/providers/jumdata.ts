@@ -81,6 +81,9 @@ export const JUMDATA_RETRY_AFTER_SECONDS = 60;
 
 /** Raised for 301: nothing can be downloaded until someone logs in to the tax bureau through Jumdata. */
 export class TaxBureauLoginRequiredError extends UpstreamRejectedError {
+  /** Someone has to log in through Jumdata first: it can pass, but asking again within the hour is no use. */
+  readonly retryable = true;
+  readonly retryAfterSeconds = 3_600;
   constructor(taxNum: string, upstreamMessage: string) {
     super(
       'jumdata',

@@ -2,7 +2,9 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
+  HeadObjectCommand,
   NoSuchKey,
+  NotFound,
   PutObjectCommand,
   PutObjectRetentionCommand,
   S3Client,
@@ -13,8 +15,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi, t
 import { parseAllowedHosts } from '#shared/file-fetch';
 import { JobStore } from '#shared/jobs';
 import { logger } from '#shared/logger';
-import { createJumdataClient } from '#shared/providers/jumdata';
-import { JsonStore } from '#shared/storage';
+import { createJumdataClient, type DownloadQuery } from '#shared/providers/jumdata';
 import { downloadInvoice } from '../../functions/download/download-invoice.ts';
 import { ObjectLockError } from '../../functions/download/retention.ts';
 import type { DownloadWork } from '../../functions/download/work.ts';
@@ -62,6 +63,8 @@ beforeEach(async () => {
     return { ETag: '"e"', VersionId: versionOf(input.Key, n) };
   });
   s3mock.on(DeleteObjectCommand).resolves({});
+  // Nothing left by an earlier attempt unless a test says so.
+  s3mock.on(HeadObjectCommand).rejects(new NotFound({ message: 'Not Found', $metadata: { httpStatusCode: 404 } }));
   // The log lines are inspected, and kept out of the test output.
   logged = {
     error: vi.spyOn(logger, 'error').mockImplementation(() => undefined),
@@ -85,7 +88,6 @@ function download() {
       timeoutMs: 5_000,
       credentials: async () => JUMDATA_SANDBOX_CREDENTIALS,
     }),
-    store: new JsonStore(new S3Client({ region: 'cn-north-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } }), 'archive'),
     jobs,
     s3: new S3Client({ region: 'cn-north-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } }),
     bucket: 'archive',
@@ -99,7 +101,12 @@ function download() {
   });
 }
 
-const run = (invoiceNo: string) => download()(request(invoiceNo), Date.now() + 20_000);
+/** One API request's download, its outcome as mirrored or thrown (its failure's reason). */
+async function run(invoiceNo: string) {
+  const outcome = await download().run(request(invoiceNo) as DownloadQuery, { deadline: Date.now() + 20_000, mode: 'request' });
+  if (outcome.kind === 'done') return { kind: 'mirrored' as const, fromCache: outcome.replayed, invoice: outcome.result.invoice };
+  throw outcome.kind === 'busy' ? new Error('busy') : outcome.reason;
+}
 
 /** An S3 call as sent: the command's name and its input. */
 interface SentCall {

@@ -44,6 +44,8 @@ import { fileLinkSchema, presignGet } from '../../functions/download/links.ts';
 import { presentInvoice } from '../../functions/download/present.ts';
 import { erpUpdateRequestSchema, updateErp, type ErpUpdateResult } from '../../functions/erp-update/update-erp.ts';
 import { retryOrder, retryRequestSchema } from '../../functions/retry/retry-order.ts';
+import { answerRetry } from '../../functions/retry/answer.ts';
+import { answerErpUpdate } from '../../functions/erp-update/answer.ts';
 import { InvoiceStack } from '../../infra/invoice-stack.ts';
 import { OPENAPI_FILE, openApiDocument } from '../../infra/openapi.ts';
 import { startLocalDynamo, type LocalDynamo } from '../../local/dynamodb.ts';
@@ -481,7 +483,7 @@ describe('the answer schemas', () => {
     let dynamo: LocalDynamo;
     let client: DynamoDBClient;
     let store: JobStore;
-    const jobs = () => ({ store, leaseSeconds: 60, policy: { maxAttempts: 3, backoffBaseSeconds: 60, backoffMaxSeconds: 3600 } });
+    const jobs = () => ({ store, leaseSeconds: 60, policy: { maxAttempts: 3, backoffBaseSeconds: 60, backoffMaxSeconds: 3600 }, waitMs: 0 });
 
     beforeAll(async () => {
       dynamo = await startLocalDynamo({ tables: ['jobs'] });
@@ -512,7 +514,7 @@ describe('the answer schemas', () => {
           },
         },
       });
-      const push = (orderNo: string) => answerOf(() => retry.answer({ taxNum, orderNo }));
+      const push = (orderNo: string) => answerOf(() => answerRetry(retry, { taxNum, orderNo }, { timeoutMs: 5_000 }));
 
       // Act
       const answers = [
@@ -522,7 +524,7 @@ describe('the answer schemas', () => {
         await push('ORDER-REFUSED'),
         await push('ORDER-UNREACHABLE'),
         await push('ORDER-ISSUED'),
-        await answerOf(() => retry.answer({ taxNum, orderNo: '' })),
+        await answerOf(() => answerRetry(retry, { taxNum, orderNo: '' }, { timeoutMs: 5_000 })),
       ];
       const pending = await answerOf(() => listJobs(store, { state: 'pending', function: 'retry' }));
       const failed = await answerOf(() => listJobs(store, { state: 'failed' }));
@@ -555,11 +557,11 @@ describe('the answer schemas', () => {
         },
       });
       const answers = [
-        await answerOf(() => erp.answer({ invoiceNo: 'DZ202202150004', status: 80, invoiceNoOut: invoiceNo })),
-        await answerOf(() => erp.answer({ invoiceNo: 'FP202401220001', status: 65, errorInfo: '购方税号错误' })),
-        await answerOf(() => erp.answer({ invoiceNo: 'DZ-RATE-LIMITED', status: 75 })),
-        await answerOf(() => erp.answer({ invoiceNo: 'DZ-UNKNOWN', status: 75 })),
-        await answerOf(() => erp.answer({ invoiceNo: 'DZ1' })),
+        await answerOf(() => answerErpUpdate(erp, { invoiceNo: 'DZ202202150004', status: 80, invoiceNoOut: invoiceNo }, { timeoutMs: 5_000 })),
+        await answerOf(() => answerErpUpdate(erp, { invoiceNo: 'FP202401220001', status: 65, errorInfo: '购方税号错误' }, { timeoutMs: 5_000 })),
+        await answerOf(() => answerErpUpdate(erp, { invoiceNo: 'DZ-RATE-LIMITED', status: 75 }, { timeoutMs: 5_000 })),
+        await answerOf(() => answerErpUpdate(erp, { invoiceNo: 'DZ-UNKNOWN', status: 75 }, { timeoutMs: 5_000 })),
+        await answerOf(() => answerErpUpdate(erp, { invoiceNo: 'DZ1' }, { timeoutMs: 5_000 })),
       ];
       expect(answers.map((answer) => answer.statusCode)).toEqual([200, 200, 422, 422, 400]);
       for (const answer of answers) expectDocumented('POST /erp-update', answer);

@@ -1,6 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
+  GaveUpError,
   JobInProgressError,
   RecordedError,
   toErrorResponse,
@@ -8,13 +9,13 @@ import {
   UpstreamRejectedError,
   UpstreamUnavailableError,
 } from '#shared/errors';
-import { jobRunner, replyOf } from '#shared/job-runner';
-import { JobStore, type JobRecord } from '#shared/jobs';
-import type { HttpReply } from '#shared/middleware';
+import { jobLifecycle } from '#shared/job-lifecycle';
+import { JobStore, type Held, type JobRecord } from '#shared/jobs';
+import { replyOf } from '#shared/outcomes';
 import { startLocalDynamo, type LocalDynamo } from '../../local/dynamodb.ts';
 
 /**
- * The job runner against the real JobStore on an in-memory dynalite, a fresh one for each test: the conditional
+ * The job lifecycle against the real JobStore on an in-memory dynalite, a fresh one for each test: the conditional
  * writes, the byQueue index and the lease are DynamoDB's, not a mock's.
  */
 
@@ -36,9 +37,18 @@ afterEach(async () => {
   await dynamo.close();
 });
 
-const run = () => jobRunner({ store, fn: 'retry', leaseSeconds, policy });
+/** The lifecycle of retry jobs, run the way a request (or, given `held`, a sweep) runs a job with `call` as its attempt. */
+const run =
+  (waitMs = 0) =>
+  (job: { key: string; request: unknown; held?: Held<JobRecord>; runId?: string }, call: () => Promise<unknown>) =>
+    jobLifecycle({ store, leaseSeconds, policy, waitMs }, { fn: 'retry', keyOf: () => job.key, attempt: call }).run(job.request, {
+      deadline: Date.now() + 10_000,
+      mode: job.held ? 'sweep' : 'request',
+      held: job.held,
+      runId: job.runId,
+    });
 const request = { taxNum: '91310117568051222X', orderNo: '20240122150518179381' };
-const succeeds = (): Promise<HttpReply> => Promise.resolve({ statusCode: 202, body: { status: 'retrying' } });
+const succeeds = () => Promise.resolve({ orderNo: request.orderNo, status: 'retrying' });
 const unreachable = () => Promise.reject(new UpstreamUnavailableError('fw199', 'fw199 answered HTTP 500'));
 const rejected = () => Promise.reject(new UpstreamRejectedError('fw199', 9001, '需登录'));
 
@@ -53,10 +63,10 @@ describe('running a provider call as a recorded job', () => {
     // Act
     const outcome = await run()({ key: 'T/1', request }, succeeds);
     // Assess
-    expect(outcome).toEqual({ state: 'done', reply: { statusCode: 202, body: { status: 'retrying' } } });
+    expect(outcome).toEqual({ kind: 'done', result: { orderNo: request.orderNo, status: 'retrying' }, replayed: false });
     const held = await store.get('retry', 'T/1');
     expect(held?.version).toBe(2);
-    expect(held?.value).toMatchObject({ state: 'done', attempts: 1, request, result: { statusCode: 202, body: { status: 'retrying' } } });
+    expect(held?.value).toMatchObject({ state: 'done', attempts: 1, request, result: { orderNo: request.orderNo, status: 'retrying' } });
     expect(held?.value.leaseUntil).toBeUndefined();
     expect(held?.value.lastError).toBeUndefined();
   });
@@ -67,8 +77,8 @@ describe('running a provider call as a recorded job', () => {
     const outcome = await run()({ key: 'T/1', request }, unreachable);
     const after = Date.now();
     // Assess
-    expect(outcome.state).toBe('pending');
-    expect(outcome.state !== 'done' && outcome.error).toBeInstanceOf(UpstreamUnavailableError);
+    expect(outcome.kind).toBe('pending');
+    expect(outcome.kind === 'pending' && outcome.reason).toBeInstanceOf(UpstreamUnavailableError);
     const record = (await store.get('retry', 'T/1'))!.value;
     expect(record).toMatchObject({ state: 'pending', attempts: 1 });
     expect(record.lastError).toEqual({ code: 'UPSTREAM_UNAVAILABLE', message: 'fw199 answered HTTP 500', statusCode: 502 });
@@ -83,7 +93,7 @@ describe('running a provider call as a recorded job', () => {
     // Act
     const outcome = await run()({ key: 'T/1', request }, rejected);
     // Assess
-    expect(outcome.state).toBe('failed');
+    expect(outcome.kind).toBe('failed');
     const record = (await store.get('retry', 'T/1'))!.value;
     expect(record).toMatchObject({ state: 'failed', attempts: 1 });
     expect(record.nextAttemptAt).toBeUndefined();
@@ -103,7 +113,7 @@ describe('running a provider call as a recorded job', () => {
     // Act
     const outcome = await runner({ key: 'T/1', request }, unreachable);
     // Assess
-    expect(outcome.state).toBe('failed');
+    expect(outcome.kind).toBe('failed');
     const record = (await store.get('retry', 'T/1'))!.value;
     expect(record).toMatchObject({ state: 'failed', attempts: 3 });
     expect(record.nextAttemptAt).toBeUndefined();
@@ -118,11 +128,11 @@ describe('running a provider call as a recorded job', () => {
     const outcome = await run()({ key: 'T/1', request }, call);
     // Assess
     expect(call).not.toHaveBeenCalled();
-    expect(outcome.state).toBe('busy');
-    const error = outcome.state === 'busy' ? outcome.error : undefined;
-    expect(error).toBeInstanceOf(JobInProgressError);
-    expect(error?.retryAfterSeconds).toBeGreaterThanOrEqual(29);
-    expect(error?.retryAfterSeconds).toBeLessThanOrEqual(30);
+    expect(outcome.kind).toBe('busy');
+    const retryAfter = outcome.kind === 'busy' ? outcome.retryAfterSeconds : undefined;
+    expect(retryAfter).toBeGreaterThanOrEqual(29);
+    expect(retryAfter).toBeLessThanOrEqual(30);
+    await expect(replyOf(outcome, { done: () => ({ statusCode: 200, body: {} }) })).rejects.toBeInstanceOf(JobInProgressError);
     expect(await store.get('retry', 'T/1')).toEqual({ value: running, version: 1 });
   });
 
@@ -134,7 +144,7 @@ describe('running a provider call as a recorded job', () => {
     const outcome = await run()({ key: 'T/1', request }, call);
     // Assess
     expect(call).toHaveBeenCalledOnce();
-    expect(outcome.state).toBe('done');
+    expect(outcome.kind).toBe('done');
     expect((await store.get('retry', 'T/1'))!.value).toMatchObject({ state: 'done', attempts: 2 });
   });
 
@@ -148,8 +158,7 @@ describe('running a provider call as a recorded job', () => {
     const outcome = await run()({ key: 'T/1', request, held: read }, call);
     // Assess
     expect(call).not.toHaveBeenCalled();
-    expect(outcome.state).toBe('busy');
-    expect(outcome.state === 'busy' && outcome.error).toBeInstanceOf(JobInProgressError);
+    expect(outcome.kind).toBe('busy');
     const held = (await store.get('retry', 'T/1'))!;
     expect(held.version).toBe(2);
     expect(held.value).toMatchObject({ state: 'pending', attempts: 1, request: { replacedBy: 'another sweep' } });
@@ -166,7 +175,7 @@ describe('replaying a scheduled run that AWS delivered twice', () => {
     const outcome = await runner({ key: 'T/1', request, runId: 'run-1' }, call);
     // Assess
     expect(call).not.toHaveBeenCalled();
-    expect(outcome).toEqual({ state: 'done', reply: { statusCode: 202, body: { status: 'retrying' } } });
+    expect(outcome).toEqual({ kind: 'done', result: { orderNo: request.orderNo, status: 'retrying' }, replayed: true });
     expect((await store.get('retry', 'T/1'))!.version).toBe(2);
   });
 
@@ -179,9 +188,9 @@ describe('replaying a scheduled run that AWS delivered twice', () => {
     const outcome = await runner({ key: 'T/1', request, runId: 'run-1' }, call);
     // Assess
     expect(call).not.toHaveBeenCalled();
-    expect(outcome.state).toBe('failed');
-    expect(() => replyOf(outcome)).toThrow(RecordedError);
-    const error = outcome.state === 'failed' ? outcome.error : undefined;
+    expect(outcome.kind).toBe('failed');
+    await expect(replyOf(outcome, { done: () => ({ statusCode: 200, body: {} }) })).rejects.toThrow(RecordedError);
+    const error = outcome.kind === 'failed' ? outcome.reason : undefined;
     expect(error).toBeInstanceOf(RecordedError);
     expect(toErrorResponse(error)).toEqual(toErrorResponse(new UpstreamRejectedError('fw199', 9001, '需登录')));
   });
@@ -195,8 +204,8 @@ describe('replaying a scheduled run that AWS delivered twice', () => {
     const outcome = await runner({ key: 'T/1', request, runId: 'run-1' }, call);
     // Assess
     expect(call).not.toHaveBeenCalled();
-    expect(outcome.state).toBe('pending');
-    const response = toErrorResponse(outcome.state === 'pending' ? outcome.error : undefined);
+    expect(outcome.kind).toBe('pending');
+    const response = toErrorResponse(outcome.kind === 'pending' ? outcome.reason : undefined);
     expect(response.statusCode).toBe(422);
     expect(response.body.error.code).toBe('UPSTREAM_RATE_LIMITED');
     expect(response.headers).toEqual({ 'retry-after': '30' });
@@ -211,7 +220,7 @@ describe('replaying a scheduled run that AWS delivered twice', () => {
     const outcome = await runner({ key: 'T/1', request, runId: 'run-2' }, call);
     // Assess
     expect(call).toHaveBeenCalledOnce();
-    expect(outcome.state).toBe('done');
+    expect(outcome.kind).toBe('done');
     const record = (await store.get('retry', 'T/1'))!.value;
     expect(record).toMatchObject({ state: 'done', attempts: 1, lastRunId: 'run-2' });
     expect(record.lastError).toBeUndefined();
