@@ -4,11 +4,14 @@ import {
   GaveUpError,
   JobInProgressError,
   RecordedError,
+  TimeBudgetExhausted,
   toErrorResponse,
   UpstreamRateLimitedError,
   UpstreamRejectedError,
   UpstreamUnavailableError,
+  ValidationError,
 } from '#shared/errors';
+import { logger } from '#shared/logger';
 import { jobLifecycle } from '#shared/job-lifecycle';
 import { JobStore, type Held, type JobRecord } from '#shared/jobs';
 import { replyOf } from '#shared/outcomes';
@@ -33,6 +36,7 @@ beforeEach(async () => {
 });
 afterEach(async () => {
   vi.useRealTimers();
+  vi.restoreAllMocks();
   client.destroy();
   await dynamo.close();
 });
@@ -294,5 +298,131 @@ describe('the short lock of a sweep', () => {
   it('keeps locks of different functions apart', async () => {
     expect(await store.lock('retry', 'sweep', 'owner-a', 60)).toBe(true);
     expect(await store.lock('download', 'sweep', 'owner-b', 60)).toBe(true);
+  });
+});
+
+describe('a request that finds its job held by another invocation', () => {
+  it('waits for the holder and answers its result as a replay, without calling', async () => {
+    // Prepare: a holder that finishes 300 ms from now
+    const holder = run(3_000)({ key: 'T/1', request }, () => new Promise((resolve) => setTimeout(() => resolve({ orderNo: request.orderNo, status: 'retrying' }), 300)));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const call = vi.fn(succeeds);
+    // Act
+    const waiter = await run(3_000)({ key: 'T/1', request }, call);
+    // Assess
+    expect(call).not.toHaveBeenCalled();
+    expect(waiter).toEqual({ kind: 'done', result: { orderNo: request.orderNo, status: 'retrying' }, replayed: true });
+    expect(await holder).toMatchObject({ kind: 'done', replayed: false });
+  });
+
+  it('gives up waiting after a few reads, answering busy with the time the holder may still need, not the lease', async () => {
+    // Prepare: a holder whose own deadline is 10 s away, under a 60 s lease
+    const now = Date.now();
+    await store.create(
+      recordOf('T/1', { state: 'running', leaseUntil: new Date(now + 60_000).toISOString(), workUntil: new Date(now + 10_000).toISOString() }),
+    );
+    const reads = vi.spyOn(store, 'get');
+    // Act
+    const started = Date.now();
+    const outcome = await run(3_000)({ key: 'T/1', request }, succeeds);
+    const waited = Date.now() - started;
+    // Assess: at most the wait, a bounded number of reads, and Retry-After what is left of the holder's 10 s
+    expect(waited).toBeLessThan(3_500);
+    expect(reads.mock.calls.length).toBeLessThanOrEqual(7);
+    expect(outcome.kind).toBe('busy');
+    const retryAfter = outcome.kind === 'busy' ? outcome.retryAfterSeconds : 0;
+    expect(retryAfter).toBeGreaterThanOrEqual(6);
+    expect(retryAfter).toBeLessThanOrEqual(10);
+  });
+
+  it("answers busy with the lease's remaining time when the holder is past its own deadline (it died)", async () => {
+    // Prepare
+    const now = Date.now();
+    await store.create(
+      recordOf('T/1', { state: 'running', leaseUntil: new Date(now + 20_000).toISOString(), workUntil: new Date(now - 1_000).toISOString() }),
+    );
+    // Act
+    const outcome = await run(200)({ key: 'T/1', request }, succeeds);
+    // Assess
+    expect(outcome.kind === 'busy' && outcome.retryAfterSeconds).toBeGreaterThanOrEqual(19);
+    expect(outcome.kind === 'busy' && outcome.retryAfterSeconds).toBeLessThanOrEqual(20);
+  });
+});
+
+describe('a job that is given up', () => {
+  it('is recorded failed with a failure status, never 202, when its last attempt ran out of time', async () => {
+    // Prepare: the last attempt allowed (maxAttempts 3) runs out of time
+    await store.create(recordOf('T/1', { state: 'pending', attempts: 2 }));
+    // Act
+    const outcome = await run()({ key: 'T/1', request }, () => Promise.reject(new TimeBudgetExhausted()));
+    // Assess: the record and every answer about it say failed
+    expect(outcome.kind).toBe('failed');
+    const record = (await store.get('retry', 'T/1'))!.value;
+    expect(record).toMatchObject({ state: 'failed', attempts: 3, lastError: { statusCode: 504, code: 'UPSTREAM_TIMEOUT' } });
+    expect(record.nextAttemptAt).toBeUndefined();
+    expect(toErrorResponse(outcome.kind === 'failed' ? outcome.reason : undefined).statusCode).toBe(504);
+    expect(outcome.kind === 'failed' && outcome.reason).toBeInstanceOf(GaveUpError);
+  });
+
+  it('replays the failed record to a request that waited for it', async () => {
+    // Prepare: a holder on its last attempt, running out of time 200 ms from now
+    await store.create(recordOf('T/1', { state: 'pending', attempts: 2 }));
+    const holder = run()({ key: 'T/1', request }, () => new Promise((_resolve, reject) => setTimeout(() => reject(new TimeBudgetExhausted()), 200)));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Act
+    const waiter = await run(3_000)({ key: 'T/1', request }, succeeds);
+    // Assess
+    await holder;
+    expect(waiter.kind).toBe('failed');
+    expect(toErrorResponse(waiter.kind === 'failed' ? waiter.reason : undefined)).toMatchObject({ statusCode: 504, body: { error: { code: 'UPSTREAM_TIMEOUT' } } });
+  });
+});
+
+describe('a result found outside the record (the archive)', () => {
+  it('is answered even when marking the claimed record done fails', async () => {
+    // Prepare: the archive has the result; the write that releases the claim fails
+    const lifecycle = jobLifecycle(
+      { store, leaseSeconds, policy, waitMs: 0 },
+      { fn: 'download', keyOf: () => 'T/1', attempt: vi.fn(async () => ({ stored: false })), find: async () => ({ stored: true }) },
+    );
+    vi.spyOn(store, 'replace').mockRejectedValueOnce(new Error('ProvisionedThroughputExceededException'));
+    vi.spyOn(logger, 'warn').mockImplementation(() => undefined);
+    // Act
+    const outcome = await lifecycle.run(request, { deadline: Date.now() + 5_000, mode: 'request' });
+    // Assess
+    expect(outcome).toEqual({ kind: 'done', result: { stored: true }, replayed: true });
+  });
+});
+
+describe('deferring the jobs of a batch', () => {
+  it('records each job pending and due now, leaves a running one to its holder, and refuses an invalid one', async () => {
+    // Prepare
+    const lifecycle = jobLifecycle({ store, leaseSeconds, policy, waitMs: 0 }, { fn: 'retry', keyOf: (r: { key: string }) => r.key, attempt: succeeds });
+    const parse = (input: unknown) => {
+      if ((input as { key?: unknown }).key === undefined) throw new ValidationError([{ field: 'key', message: 'is required' }]);
+      return input as { key: string };
+    };
+    const running = recordOf('T/running', { state: 'running', leaseUntil: new Date(Date.now() + 30_000).toISOString() });
+    await store.create(running);
+    const jobs = [...Array.from({ length: 40 }, (_, i) => ({ key: `T/${i}` })), { key: 'T/running' }, {}];
+    // Act
+    const reports = await lifecycle.defer(jobs, Date.now() + 10_000, parse);
+    // Assess
+    expect(reports.slice(0, 41).every((report) => report.deferred)).toBe(true);
+    expect(reports[41]).toMatchObject({ deferred: false, error: expect.any(ValidationError) });
+    const open = await store.list('retry', 'open', { limit: 100 });
+    expect(open.jobs).toHaveLength(41);
+    expect((await store.get('retry', 'T/running'))!.value).toEqual(running);
+    expect((await store.get('retry', 'T/7'))!.value).toMatchObject({ state: 'pending', attempts: 0, lastError: { code: 'NOT_STARTED' } });
+  });
+
+  it('records none after its deadline, and says which', async () => {
+    // Prepare
+    const lifecycle = jobLifecycle({ store, leaseSeconds, policy, waitMs: 0 }, { fn: 'retry', keyOf: (r: { key: string }) => r.key, attempt: succeeds });
+    // Act
+    const reports = await lifecycle.defer([{ key: 'T/late' }], Date.now() - 1, (input) => input as { key: string });
+    // Assess
+    expect(reports).toEqual([{ deferred: false, error: expect.any(Error) }]);
+    expect(await store.get('retry', 'T/late')).toBeUndefined();
   });
 });
