@@ -348,25 +348,29 @@ async function deferJobs(store: JobStore, fn: JobFunction, jobs: readonly Deferr
   return errors;
 }
 
+/** One conditional write for a job never seen (the usual case); a read and a write for one that has a record. */
 async function deferJob(store: JobStore, fn: JobFunction, key: string, request: unknown): Promise<void> {
-  const current = await store.get(fn, key);
-  if (current && current.value.state === 'running') return;
   const now = new Date().toISOString();
-  const unfinished = current?.value.state === 'pending';
-  const value: JobRecord = {
-    ...current?.value,
-    fn,
-    key,
-    request,
-    state: 'pending',
-    attempts: unfinished ? current.value.attempts : 0,
-    nextAttemptAt: now,
-    lastError: { code: 'NOT_STARTED', message: 'the scheduled batch ran out of time before this job', statusCode: 202 },
-    createdAt: unfinished ? current.value.createdAt : now,
-    updatedAt: now,
+  const deferred = (current: JobRecord | undefined): JobRecord => {
+    const unfinished = current?.state === 'pending';
+    return {
+      ...current,
+      fn,
+      key,
+      request,
+      state: 'pending',
+      attempts: unfinished ? current.attempts : 0,
+      nextAttemptAt: now,
+      lastError: { code: 'NOT_STARTED', message: 'the scheduled batch ran out of time before this job', statusCode: 202 },
+      createdAt: unfinished ? current.createdAt : now,
+      updatedAt: now,
+    };
   };
+  if (await store.create(deferred(undefined))) return;
+  const current = await store.get(fn, key);
+  if (!current || current.value.state === 'running') return; // someone is working on it: theirs
   try {
-    await (current ? store.replace(current, value) : store.create(value));
+    await store.replace(current, deferred(current.value));
   } catch (error) {
     if (!(error instanceof JobConflictError)) throw error; // someone else took it meanwhile: theirs
   }

@@ -173,8 +173,8 @@ export function batchHandler(
       const { jobs, scheduledTime } = parsed.data;
       const limiter = callLimiter({ concurrency: 1, callsPerMinute: options.callsPerMinute });
       const results: JobReport[] = [];
-      const mayStart = () =>
-        context.getRemainingTimeInMillis() >= options.jobTimeoutMs + BATCH_SAFETY_MARGIN_MS + deferReserveMs(jobs.length - results.length - 1);
+      const mayStart = (delayMs: number) =>
+        context.getRemainingTimeInMillis() - delayMs >= options.jobTimeoutMs + BATCH_SAFETY_MARGIN_MS + deferReserveMs(jobs.length - results.length - 1);
       for (const [index, job] of jobs.entries()) {
         const slot = await limiter.slot(mayStart);
         if (!slot) break;

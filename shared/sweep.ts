@@ -66,7 +66,7 @@ export async function sweep(options: SweepOptions, context: Pick<Context, 'getRe
       cursor = page.cursor;
       const runs: Array<Promise<void>> = [];
       for (const job of page.jobs) {
-        const started = await limiter.slot(() => timeLeft() >= options.jobTimeoutMs + SWEEP_MARGIN_MS);
+        const started = await limiter.slot((delayMs) => timeLeft() - delayMs >= options.jobTimeoutMs + SWEEP_MARGIN_MS);
         if (!started) {
           report.stoppedForTime = true;
           break;
@@ -96,8 +96,8 @@ export async function sweep(options: SweepOptions, context: Pick<Context, 'getRe
 
 /**
  * At most `concurrency` jobs at once, and starts at least 60 s / callsPerMinute apart, so the provider never sees
- * more than callsPerMinute calls in any minute from a sweep. `slot` waits for both, then asks `mayStart` (time
- * left?) and returns a release, or undefined to stop.
+ * more than callsPerMinute calls in any minute from a sweep. `slot` waits for both, asking `mayStart` (time left
+ * after the wait?) before and after its wait, and returns a release, or undefined to stop.
  */
 export function callLimiter({ concurrency, callsPerMinute }: Pick<SweepSettings, 'concurrency' | 'callsPerMinute'>) {
   const spacingMs = 60_000 / callsPerMinute;
@@ -107,14 +107,17 @@ export function callLimiter({ concurrency, callsPerMinute }: Pick<SweepSettings,
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
   return {
-    async slot(mayStart: () => boolean): Promise<{ release: () => void } | undefined> {
+    async slot(mayStart: (delayMs: number) => boolean): Promise<{ release: () => void } | undefined> {
       while (running >= concurrency) await new Promise<void>((resolve) => waiting.push(resolve));
       running += 1;
       // The start is booked before sleeping, so that slots asked for together are spaced too.
       const startAt = Math.max(Date.now(), nextStartAt);
       nextStartAt = startAt + spacingMs;
-      if (startAt > Date.now()) await sleep(startAt - Date.now());
-      if (!mayStart()) {
+      // Asked before sleeping too: a wait that would eat the time left is not waited.
+      const delayMs = startAt - Date.now();
+      const mayWait = delayMs <= 0 || mayStart(delayMs);
+      if (mayWait && delayMs > 0) await sleep(delayMs);
+      if (!mayWait || !mayStart(0)) {
         running -= 1;
         waiting.shift()?.();
         return undefined;

@@ -5,6 +5,8 @@ import {
   FW199_SANDBOX_INVOICE_NO,
   FW199_SANDBOX_ORDERS,
 } from '../../local/sandboxes/fw199.ts';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { JobStore } from '#shared/jobs';
 import type { BatchReport } from '#shared/middleware';
 import { signFw199 } from '#shared/providers/fw199';
 import { useLocalMode } from '../helpers/local-mode.ts';
@@ -181,6 +183,60 @@ describe('a scheduled batch to the retry function', () => {
     expect(sandbox().received.map((r) => r.fields.request_data).filter((data) => data?.includes('LATE-1'))).toHaveLength(1);
   });
 });
+
+describe('concurrent requests for one order', () => {
+  it('get the one push\'s answer, all ten, when the push ends within their wait', async () => {
+    // Prepare
+    const orderNo = 'CONCURRENT-1';
+    // Act
+    const answers = await Promise.all(Array.from({ length: 10 }, () => post('/retry', { taxNum, orderNo })));
+    // Assess: one push; every request answered its result (202 retrying), none a 409
+    expect(answers.map((answer) => answer.status)).toEqual(Array(10).fill(202));
+    expect(answers.map((answer) => answer.body.status)).toEqual(Array(10).fill('retrying'));
+    expect(sandbox().received.filter((r) => r.fields.request_data?.includes(orderNo))).toHaveLength(1);
+  });
+});
+
+describe('a scheduled batch of 1,000 jobs in a 60 s invocation', () => {
+  it('returns in time with every job either run or recorded pending for the sweep', { timeout: 60_000 }, async () => {
+    // Prepare: the invocation's clock runs four times faster than the wall clock (60 s of it take 15 s), and the
+    // sweep's spacing (2 s of wall clock between pushes) leaves time for a few jobs only: the rest must be deferred
+    const { handler } = await import('../../functions/retry/handler.ts');
+    const startedAt = Date.now();
+    const remaining = () => Math.max(0, 60_000 - (Date.now() - startedAt) * 4);
+    const context = { ...lambdaContext('retry', 60_000), getRemainingTimeInMillis: remaining };
+    const jobs = Array.from({ length: 1_000 }, (_, i) => ({ taxNum, orderNo: `BULK-${i}` }));
+    // Act
+    const report = (await handler({ jobs }, context)) as BatchReport;
+    const left = remaining();
+    // Assess: returned before the invocation's end, a report per job, every job run or kept
+    expect(left).toBeGreaterThan(0);
+    expect(report.results).toHaveLength(1_000);
+    const ran = report.results.filter((result) => result.statusCode !== 202 || (result.body as { status?: string }).status !== 'deferred');
+    expect(ran.length).toBeGreaterThan(0);
+    expect(ran.every((result) => result.statusCode === 202)).toBe(true);
+    const pending = await pendingKeys();
+    for (const result of report.results.filter((r) => (r.body as { status?: string }).status === 'deferred')) {
+      expect(pending.has(`${taxNum}/BULK-${result.index}`)).toBe(true);
+    }
+  });
+});
+
+/** The keys of every pending (open) retry job, read from the jobs table page by page. */
+async function pendingKeys(): Promise<Set<string>> {
+  const store = new JobStore(
+    new DynamoDBClient({ endpoint: state.local.dynamo!.endpoint, region: 'cn-north-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }),
+    state.local.jobsTable,
+  );
+  const keys = new Set<string>();
+  let cursor: string | undefined;
+  do {
+    const page = await store.list('retry', 'open', { limit: 100, cursor });
+    for (const job of page.jobs) keys.add(job.value.key);
+    cursor = page.cursor;
+  } while (cursor);
+  return keys;
+}
 
 describe('the fw199 sandbox', () => {
   const form = (fields: Record<string, string>) =>
