@@ -13,6 +13,7 @@ describe('the retry function configuration', () => {
       TAX_NUM_CHECK: 'strict',
       JOBS_TABLE: 'jobs',
       LEASE_SECONDS: 90,
+      JOB_WAIT_MS: 3_000,
       RETRY_DAILY_LIMIT: 5,
       SWEEP_BATCH_SIZE: 50,
       SWEEP_CONCURRENCY: 2,

@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import {
   ConfigurationError,
   DailyLimitReachedError,
+  GaveUpError,
   LinksExpiredError,
+  TimeBudgetExhausted,
   UpstreamRateLimitedError,
   UpstreamRejectedError,
   UpstreamTemporaryError,
@@ -10,6 +12,8 @@ import {
   UpstreamUnavailableError,
   ValidationError,
 } from '#shared/errors';
+import { FileFetchError } from '#shared/file-fetch';
+import { TaxBureauLoginRequiredError, UnusableAnswerError } from '#shared/providers/jumdata';
 import { backoffSeconds, retryVerdict, type RetryPolicy } from '#shared/retry-policy';
 
 const policy: RetryPolicy = { maxAttempts: 8, backoffBaseSeconds: 10, backoffMaxSeconds: 300 };
@@ -51,43 +55,59 @@ describe('the backoff before a job is tried again', () => {
 });
 
 describe('the verdict on whether a failed job may be tried again', () => {
+  it('gives every function the same verdict on the download\'s own errors', () => {
+    expect(retryVerdict(new TaxBureauLoginRequiredError('91310117568051222X', '需要登录'))).toEqual({ retryable: true, retryAfterSeconds: 3_600, backoff: true });
+    expect(retryVerdict(new UnusableAnswerError('no links'))).toEqual({ retryable: false, retryAfterSeconds: 0, backoff: true });
+    expect(retryVerdict(new FileFetchError('truncated', 'cut', true))).toEqual({ retryable: true, retryAfterSeconds: 0, backoff: true });
+    expect(retryVerdict(new FileFetchError('refused_url', 'https only', false))).toEqual({ retryable: false, retryAfterSeconds: 0, backoff: true });
+  });
+
+  it('goes on at once, without backoff, after an attempt that only ran out of time', () => {
+    expect(retryVerdict(new TimeBudgetExhausted())).toEqual({ retryable: true, retryAfterSeconds: 0, backoff: false });
+  });
+
+  it('does not retry a job given up', () => {
+    expect(retryVerdict(new GaveUpError(new UpstreamUnavailableError('fw199', 'down'), 10)).retryable).toBe(false);
+  });
+
   it('retries a rate limit after the seconds the provider asked', () => {
-    expect(retryVerdict(new UpstreamRateLimitedError('fw199', 429, '调用过于频繁', 30))).toEqual({ retryable: true, retryAfterSeconds: 30 });
+    expect(retryVerdict(new UpstreamRateLimitedError('fw199', 429, '调用过于频繁', 30))).toEqual({ retryable: true, retryAfterSeconds: 30, backoff: true });
   });
 
   it('retries a temporary refusal after the seconds the provider asked', () => {
-    expect(retryVerdict(new UpstreamTemporaryError('wdt', 'maintenance', '系统维护', 120))).toEqual({ retryable: true, retryAfterSeconds: 120 });
+    expect(retryVerdict(new UpstreamTemporaryError('wdt', 'maintenance', '系统维护', 120))).toEqual({ retryable: true, retryAfterSeconds: 120, backoff: true });
   });
 
   it('retries a reached daily limit after its seconds to midnight', () => {
-    expect(retryVerdict(new DailyLimitReachedError('daily limit reached', 3600))).toEqual({ retryable: true, retryAfterSeconds: 3600 });
+    expect(retryVerdict(new DailyLimitReachedError('daily limit reached', 3600))).toEqual({ retryable: true, retryAfterSeconds: 3600, backoff: true });
   });
 
   it('does not retry a business rejection', () => {
-    expect(retryVerdict(new UpstreamRejectedError('fw199', 9001, '需登录'))).toEqual({ retryable: false, retryAfterSeconds: 0 });
+    expect(retryVerdict(new UpstreamRejectedError('fw199', 9001, '需登录'))).toEqual({ retryable: false, retryAfterSeconds: 0, backoff: true });
   });
 
   it('does not retry an invalid request', () => {
     expect(retryVerdict(new ValidationError([{ field: 'orderNo', message: 'must not be empty' }]))).toEqual({
       retryable: false,
       retryAfterSeconds: 0,
+      backoff: true,
     });
   });
 
   it('does not retry a download whose paid links expired', () => {
-    expect(retryVerdict(new LinksExpiredError('the file links are gone'))).toEqual({ retryable: false, retryAfterSeconds: 0 });
+    expect(retryVerdict(new LinksExpiredError('the file links are gone'))).toEqual({ retryable: false, retryAfterSeconds: 0, backoff: true });
   });
 
   it('retries at once an unreachable or slow provider', () => {
-    expect(retryVerdict(new UpstreamUnavailableError('jumdata', 'jumdata answered HTTP 500'))).toEqual({ retryable: true, retryAfterSeconds: 0 });
-    expect(retryVerdict(new UpstreamTimeoutError('jumdata', 1000))).toEqual({ retryable: true, retryAfterSeconds: 0 });
+    expect(retryVerdict(new UpstreamUnavailableError('jumdata', 'jumdata answered HTTP 500'))).toEqual({ retryable: true, retryAfterSeconds: 0, backoff: true });
+    expect(retryVerdict(new UpstreamTimeoutError('jumdata', 1000))).toEqual({ retryable: true, retryAfterSeconds: 0, backoff: true });
   });
 
   it('retries at once a deployment that is missing its configuration', () => {
-    expect(retryVerdict(new ConfigurationError('The fw199 secret is not set'))).toEqual({ retryable: true, retryAfterSeconds: 0 });
+    expect(retryVerdict(new ConfigurationError('The fw199 secret is not set'))).toEqual({ retryable: true, retryAfterSeconds: 0, backoff: true });
   });
 
   it('retries at once an unexpected error', () => {
-    expect(retryVerdict(new Error('socket hang up'))).toEqual({ retryable: true, retryAfterSeconds: 0 });
+    expect(retryVerdict(new Error('socket hang up'))).toEqual({ retryable: true, retryAfterSeconds: 0, backoff: true });
   });
 });
