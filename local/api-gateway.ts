@@ -54,9 +54,7 @@ export function apiGateway(routes: LocalRoute[], budgetMs = API_BUDGET_MS) {
     const { route, match } = found;
     const body = await readBody(req);
     const headers: Record<string, string> = {
-      ...Object.fromEntries(
-        Object.entries(req.headers).map(([name, value]) => [name, Array.isArray(value) ? value.join(',') : (value ?? '')]),
-      ),
+      ...joinRepeated(Object.entries(req.headersDistinct)),
       // As API Gateway adds it; local mode speaks plain http.
       'x-forwarded-proto': 'http',
     };
@@ -67,7 +65,7 @@ export function apiGateway(routes: LocalRoute[], budgetMs = API_BUDGET_MS) {
       rawPath: url.pathname,
       rawQueryString: url.search.slice(1),
       headers,
-      queryStringParameters: url.search ? Object.fromEntries(url.searchParams) : undefined,
+      queryStringParameters: url.search ? joinRepeated(queryValues(url.searchParams)) : undefined,
       pathParameters: match.groups ? decodeParams(match.groups) : undefined,
       requestContext: {
         accountId: 'local',
@@ -119,6 +117,15 @@ export function sendError(res: ServerResponse, status: number, code: string, mes
   res
     .writeHead(status, { 'content-type': 'application/json', 'x-request-id': randomUUID(), ...headers })
     .end(JSON.stringify({ error: { code, message } }));
+}
+
+/** Each name once, its values joined with commas: how API Gateway (payload 2.0) hands on repeated headers and query parameters. */
+function joinRepeated(entries: Array<[string, string[] | undefined]>): Record<string, string> {
+  return Object.fromEntries(entries.map(([name, values = []]) => [name, values.join(',')]));
+}
+
+function queryValues(params: URLSearchParams): Array<[string, string[]]> {
+  return [...new Set(params.keys())].map((name) => [name, params.getAll(name)]);
 }
 
 export function lambdaContext(functionName: string, budgetMs = API_BUDGET_MS): Context {

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { JUMDATA_SANDBOX_INVOICES as INVOICES } from '../../local/sandboxes/jumdata.ts';
 import { useLocalMode } from '../helpers/local-mode.ts';
 
 /**
  * What local mode answers itself, as API Gateway would before any handler runs (an over-size body, a path it cannot
- * decode, a route it does not have).
+ * decode, a route it does not have), and a query parameter sent twice read as API Gateway reads it.
  */
 
 const { state, post } = useLocalMode();
@@ -78,5 +79,22 @@ describe('local mode answering what API Gateway itself refuses', () => {
     expect(response.status).toBe(404);
     expect(response.headers.get('x-request-id')).toBeTruthy();
     expect(await response.json()).toEqual({ error: { code: 'NOT_FOUND', message: 'No route GET /nothing' } });
+  });
+});
+
+describe('local mode joining what is sent more than once, as API Gateway does', () => {
+  it('refuses a durable link whose sig is sent twice, a bad one first, as API Gateway joins them with a comma', async () => {
+    // Prepare: a real durable link, from a download in local mode
+    const answer = await post('/download', { taxNum, invoiceNo: INVOICES.success, issueDate: '2024-04-25', direction: 'sales' });
+    expect(answer.status).toBe(200);
+    const link = new URL(answer.body.files.pdf.link as string);
+    const validSig = link.searchParams.get('sig')!;
+    // Act
+    const valid = await fetch(link, { redirect: 'manual' });
+    const twice = await fetch(`${state.local.url}${link.pathname}?sig=AAAA&sig=${validSig}`, { redirect: 'manual' });
+    // Assess
+    expect(valid.status).toBe(302);
+    expect(twice.status).toBe(403);
+    expect(((await twice.json()) as ErrorAnswer).error.code).toBe('FORBIDDEN');
   });
 });
