@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import type { JobFunction } from '#shared/jobs';
 import { FUNCTION_TIMEOUT_SECONDS } from '#shared/schedule-settings';
 import type { SweepReport } from '#shared/sweep';
-import { apiGateway, lambdaContext, type LambdaHandler } from './api-gateway.ts';
+import { apiGateway, lambdaContext, sendError, type LambdaHandler } from './api-gateway.ts';
 import { startLocalDynamo, type LocalDynamo } from './dynamodb.ts';
 import { startLocalS3, LOCAL_S3_CREDENTIALS, type LocalS3 } from './s3.ts';
 import { FW199_SANDBOX_CREDENTIALS, startFw199Sandbox, type Fw199Sandbox, type Fw199SandboxOptions } from './sandboxes/fw199.ts';
@@ -48,6 +48,11 @@ export interface LocalModeOptions {
    * 60; 0 runs none, tests call `sweep` themselves).
    */
   sweepEverySeconds?: number;
+  /**
+   * Runs once the API listens at `url` and before the handlers load: what a request gets meanwhile is the 503 of a
+   * local mode still starting. Tests hold it to see that answer.
+   */
+  beforeHandlersLoad?: (url: string) => Promise<void>;
 }
 
 export interface LocalMode {
@@ -85,7 +90,7 @@ export async function startLocalMode(options: LocalModeOptions = {}): Promise<Lo
     : await startLocalDynamo({ directory: resolve(stateDir, 'dynamodb'), tables: [jobsTable] });
 
   // Requests are taken only once the handlers are loaded; the port is known first, for the durable links.
-  let routes: RequestListener = (_req, res) => res.writeHead(503).end();
+  let routes: RequestListener = stillStarting;
   const server = createServer((req, res) => routes(req, res));
   const port = options.port ?? Number(env.PORT ?? 3000);
   await new Promise<void>((ready, fail) => {
@@ -112,6 +117,7 @@ export async function startLocalMode(options: LocalModeOptions = {}): Promise<Lo
     ...(s3 ? { AWS_ACCESS_KEY_ID: LOCAL_S3_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: LOCAL_S3_CREDENTIALS.secretAccessKey } : {}),
   });
 
+  await options.beforeHandlersLoad?.(url);
   const handlerOf = async (name: string) =>
     (await import(`../functions/${name}/handler.ts`)).handler as LambdaHandler;
   const [retry, erpUpdate, download] = await Promise.all(['retry', 'erp-update', 'download'].map(handlerOf));
@@ -165,6 +171,12 @@ export async function startLocalMode(options: LocalModeOptions = {}): Promise<Lo
     },
   };
 }
+
+/** The answer until the handlers are loaded (importing them takes a few seconds): try again in a second. */
+const stillStarting: RequestListener = (_req, res) =>
+  sendError(res, 503, 'SERVICE_UNAVAILABLE', 'Local mode is still starting: its handlers are loading. Try again in a second.', {
+    'retry-after': '1',
+  });
 
 /**
  * The secrets local mode hands the handlers: the sandboxes' credentials, overridden by whatever the user's
