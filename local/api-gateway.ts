@@ -31,19 +31,12 @@ export function apiGateway(routes: LocalRoute[], budgetMs = API_BUDGET_MS) {
     try {
       await route(req, res);
     } catch (error) {
-      if (req.destroyed || res.headersSent) {
+      // A request whose body was read is over (req.destroyed is true): only the connection says if the client left.
+      if (res.headersSent || req.socket.destroyed) {
         res.destroy(); // the client went away, or the answer had begun
         return;
       }
-      const [status, code, message] =
-        error instanceof URIError
-          ? [400, 'VALIDATION_FAILED', 'The path holds a malformed %-escape']
-          : error instanceof BodyTooLargeError
-            ? [413, 'PAYLOAD_TOO_LARGE', error.message]
-            : [500, 'INTERNAL', 'Internal error in local mode'];
-      res
-        .writeHead(status, { 'content-type': 'application/json', 'x-request-id': randomUUID() })
-        .end(JSON.stringify({ error: { code, message } }));
+      refuse(req, res, error);
     }
   };
 
@@ -55,16 +48,13 @@ export function apiGateway(routes: LocalRoute[], budgetMs = API_BUDGET_MS) {
       .find(({ match }) => match !== null);
     const requestId = randomUUID();
     if (!found?.match) {
-      const body = { error: { code: 'NOT_FOUND', message: `No route ${method} ${url.pathname}` } };
-      res.writeHead(404, { 'content-type': 'application/json', 'x-request-id': requestId }).end(JSON.stringify(body));
+      sendError(res, 404, 'NOT_FOUND', `No route ${method} ${url.pathname}`, { 'x-request-id': requestId });
       return;
     }
     const { route, match } = found;
     const body = await readBody(req);
     const headers: Record<string, string> = {
-      ...Object.fromEntries(
-        Object.entries(req.headers).map(([name, value]) => [name, Array.isArray(value) ? value.join(',') : (value ?? '')]),
-      ),
+      ...joinRepeated(Object.entries(req.headersDistinct)),
       // As API Gateway adds it; local mode speaks plain http.
       'x-forwarded-proto': 'http',
     };
@@ -75,7 +65,7 @@ export function apiGateway(routes: LocalRoute[], budgetMs = API_BUDGET_MS) {
       rawPath: url.pathname,
       rawQueryString: url.search.slice(1),
       headers,
-      queryStringParameters: url.search ? Object.fromEntries(url.searchParams) : undefined,
+      queryStringParameters: url.search ? joinRepeated(queryValues(url.searchParams)) : undefined,
       pathParameters: match.groups ? decodeParams(match.groups) : undefined,
       requestContext: {
         accountId: 'local',
@@ -102,6 +92,40 @@ export function apiGateway(routes: LocalRoute[], budgetMs = API_BUDGET_MS) {
     res.writeHead(result.statusCode ?? 200, result.headers as Record<string, string>);
     res.end(result.isBase64Encoded ? Buffer.from(result.body ?? '', 'base64') : (result.body ?? ''));
   }
+}
+
+/**
+ * What API Gateway answers itself, before any Lambda runs, here in the product's error shape with a request id: a
+ * path it cannot decode, and a body over 6 MB (on AWS, API Gateway and Lambda refuse it in their own shape).
+ */
+function refuse(req: IncomingMessage, res: ServerResponse, error: unknown): void {
+  if (error instanceof URIError) {
+    sendError(res, 400, 'VALIDATION_FAILED', 'The path holds a malformed %-escape');
+  } else if (error instanceof BodyTooLargeError) {
+    // The rest of the body is not read, so the connection cannot carry another request: Node closes it once the
+    // answer is out. What still arrives meanwhile is thrown away, so that the client, still sending, is neither
+    // stalled nor reset before it reads the answer.
+    sendError(res, 413, 'PAYLOAD_TOO_LARGE', error.message, { connection: 'close' });
+    req.resume();
+  } else {
+    sendError(res, 500, 'INTERNAL', 'Internal error in local mode');
+  }
+}
+
+/** An answer in the product's error shape, `{"error": {"code", "message"}}`, with a request id as every answer has. */
+export function sendError(res: ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}) {
+  res
+    .writeHead(status, { 'content-type': 'application/json', 'x-request-id': randomUUID(), ...headers })
+    .end(JSON.stringify({ error: { code, message } }));
+}
+
+/** Each name once, its values joined with commas: how API Gateway (payload 2.0) hands on repeated headers and query parameters. */
+function joinRepeated(entries: Array<[string, string[] | undefined]>): Record<string, string> {
+  return Object.fromEntries(entries.map(([name, values = []]) => [name, values.join(',')]));
+}
+
+function queryValues(params: URLSearchParams): Array<[string, string[]]> {
+  return [...new Set(params.keys())].map((name) => [name, params.getAll(name)]);
 }
 
 export function lambdaContext(functionName: string, budgetMs = API_BUDGET_MS): Context {

@@ -1,4 +1,5 @@
 import { FW199_SANDBOX_ORDERS } from './sandboxes/fw199.ts';
+import { JUMDATA_SANDBOX_INVOICES } from './sandboxes/jumdata.ts';
 import { WDT_SANDBOX_INVOICES } from './sandboxes/wdt.ts';
 import { startLocalMode } from './server.ts';
 
@@ -14,7 +15,7 @@ const providers = [
   local.sandboxes.fw199 ? `fw199 sandbox ${local.sandboxes.fw199.url}` : `fw199 ${process.env.FW199_BASE_URL}`,
   local.sandboxes.wdt ? `WDT sandbox ${local.sandboxes.wdt.url}` : `WDT ${process.env.WDT_BASE_URL}`,
   local.sandboxes.jumdata ? `Jumdata sandbox ${local.sandboxes.jumdata.url}` : `Jumdata ${process.env.JUMDATA_BASE_URL}`,
-  local.s3 ? `S3 ${local.s3.endpoint} (data in .local/s3)` : `S3 ${process.env.S3_ENDPOINT}`,
+  local.s3 ? `S3 ${local.s3.endpoint} (data in ${local.stateDir}/s3)` : `S3 ${process.env.S3_ENDPOINT}`,
 ];
 
 const post = (path: string, body: object) =>
@@ -35,11 +36,14 @@ Try it:
   ${post('/erp-update', { invoiceNo: 'DZ-UNKNOWN', status: 75, errorInfo: 'x' })}   # 422 (WDT code 30000)
   ${post('/download', { taxNum, invoiceNo: '24312000000022669098', issueDate: '2024-04-25', direction: 'sales' })}   # 200, then fromCache
   ${post('/download', { taxNum, invoiceNo: '24312000000000000301', issueDate: '2024-04-25', direction: 'sales' })}   # 422 (tax-bureau login)
+  ${post('/download', { taxNum, invoiceNo: JUMDATA_SANDBOX_INVOICES.slowOnceFile, issueDate: '2024-04-25', direction: 'sales' })}   # the pdf trickles 10 s the first time ever: stop local mode meanwhile, start it, ask again: 200 with no second billed call
   Then open a "link" from a download answer in a browser: 302 to the file in the local S3.
   ${post('/retry', { taxNum, orderNo: FW199_SANDBOX_ORDERS.serverError })}   # 502, kept pending for the sweep
   curl -s '${local.url}/jobs?state=pending'   # unfinished jobs, with their last error
   curl -s '${local.url}/jobs?state=failed'    # jobs that will not be tried again
 
+State is kept in ${local.stateDir} (LOCAL_STATE_DIR), the sandboxes' and storage's ports too (ports.json), so that a
+restart finishes what was cut off with the links it already paid for.
 ${local.sandboxes.jumdata ? 'Each call the Jumdata sandbox bills is printed as "jumdata sandbox: billed call N (invoice X)".\n' : ''}Sweeps of unfinished jobs run every ${process.env.LOCAL_SWEEP_SECONDS ?? 60} s (LOCAL_SWEEP_SECONDS; 0 turns them off), as the stack's schedules do on AWS.
 
 Ctrl-C stops it.`);

@@ -6,8 +6,9 @@ import { resolve } from 'node:path';
 import type { JobFunction } from '#shared/jobs';
 import { FUNCTION_TIMEOUT_SECONDS } from '#shared/schedule-settings';
 import type { SweepReport } from '#shared/sweep';
-import { apiGateway, lambdaContext, type LambdaHandler } from './api-gateway.ts';
+import { apiGateway, lambdaContext, sendError, type LambdaHandler } from './api-gateway.ts';
 import { startLocalDynamo, type LocalDynamo } from './dynamodb.ts';
+import { keptPorts, type KeptPortName } from './ports.ts';
 import { startLocalS3, LOCAL_S3_CREDENTIALS, type LocalS3 } from './s3.ts';
 import { FW199_SANDBOX_CREDENTIALS, startFw199Sandbox, type Fw199Sandbox, type Fw199SandboxOptions } from './sandboxes/fw199.ts';
 import {
@@ -34,7 +35,10 @@ export interface LocalModeOptions {
   port?: number;
   /** Environment to read overrides from (FW199_BASE_URL, S3_ENDPOINT, ...); defaults to process.env. */
   env?: NodeJS.ProcessEnv;
-  /** Folder for local state: the sandbox credentials and the embedded S3's data. */
+  /**
+   * Folder for local state: the sandbox credentials, the embedded S3's and DynamoDB's data, the kept ports
+   * (ports.json). Default LOCAL_STATE_DIR, else `.local`.
+   */
   stateDir?: string;
   /** How long the fw199 and WDT sandboxes' "slow" cases wait before answering (tests shorten it). */
   slowAnswerMs?: number;
@@ -48,10 +52,17 @@ export interface LocalModeOptions {
    * 60; 0 runs none, tests call `sweep` themselves).
    */
   sweepEverySeconds?: number;
+  /**
+   * Runs once the API listens at `url` and before the handlers load: what a request gets meanwhile is the 503 of a
+   * local mode still starting. Tests hold it to see that answer.
+   */
+  beforeHandlersLoad?: (url: string) => Promise<void>;
 }
 
 export interface LocalMode {
   url: string;
+  /** The state folder in use, absolute. */
+  stateDir: string;
   /** The sandboxes that were started (absent where a real provider URL was configured). */
   sandboxes: { fw199?: Fw199Sandbox; wdt?: WdtSandbox; jumdata?: JumdataSandbox };
   /** The embedded S3, unless S3_ENDPOINT pointed elsewhere. */
@@ -69,23 +80,31 @@ export interface LocalMode {
 
 export async function startLocalMode(options: LocalModeOptions = {}): Promise<LocalMode> {
   const env = options.env ?? process.env;
-  const stateDir = resolve(options.stateDir ?? '.local');
+  const stateDir = resolve(options.stateDir ?? (env.LOCAL_STATE_DIR || '.local'));
   await mkdir(stateDir, { recursive: true });
 
-  const { slowAnswerMs } = options;
   // An override left empty counts as not set.
-  const fw199 = env.FW199_BASE_URL ? undefined : await startFw199Sandbox({ slowAnswerMs, ...options.fw199 });
-  const wdt = env.WDT_BASE_URL ? undefined : await startWdtSandbox({ slowAnswerMs, ...options.wdt });
-  const jumdata = env.JUMDATA_BASE_URL ? undefined : await startJumdataSandbox(options.jumdata);
+  const replaced: Record<KeptPortName, string | undefined> = {
+    fw199: env.FW199_BASE_URL,
+    wdt: env.WDT_BASE_URL,
+    jumdata: env.JUMDATA_BASE_URL,
+    s3: env.S3_ENDPOINT,
+    dynamodb: env.AWS_ENDPOINT_URL_DYNAMODB,
+  };
+  const ports = await keptPorts(stateDir, (Object.keys(replaced) as KeptPortName[]).filter((name) => !replaced[name]));
+  const { slowAnswerMs } = options;
+  const fw199 = replaced.fw199 ? undefined : await startFw199Sandbox({ slowAnswerMs, port: ports.fw199, ...options.fw199 });
+  const wdt = replaced.wdt ? undefined : await startWdtSandbox({ slowAnswerMs, port: ports.wdt, ...options.wdt });
+  const jumdata = replaced.jumdata ? undefined : await startJumdataSandbox({ port: ports.jumdata, stateDir, ...options.jumdata });
   const bucket = env.BUCKET_NAME || LOCAL_BUCKET;
-  const s3 = env.S3_ENDPOINT ? undefined : await startLocalS3({ directory: resolve(stateDir, 's3'), buckets: [bucket] });
+  const s3 = replaced.s3 ? undefined : await startLocalS3({ directory: resolve(stateDir, 's3'), buckets: [bucket], port: ports.s3 });
   const jobsTable = env.JOBS_TABLE || LOCAL_JOBS_TABLE;
-  const dynamo = env.AWS_ENDPOINT_URL_DYNAMODB
+  const dynamo = replaced.dynamodb
     ? undefined
-    : await startLocalDynamo({ directory: resolve(stateDir, 'dynamodb'), tables: [jobsTable] });
+    : await startLocalDynamo({ directory: resolve(stateDir, 'dynamodb'), tables: [jobsTable], port: ports.dynamodb });
 
   // Requests are taken only once the handlers are loaded; the port is known first, for the durable links.
-  let routes: RequestListener = (_req, res) => res.writeHead(503).end();
+  let routes: RequestListener = stillStarting;
   const server = createServer((req, res) => routes(req, res));
   const port = options.port ?? Number(env.PORT ?? 3000);
   await new Promise<void>((ready, fail) => {
@@ -112,6 +131,7 @@ export async function startLocalMode(options: LocalModeOptions = {}): Promise<Lo
     ...(s3 ? { AWS_ACCESS_KEY_ID: LOCAL_S3_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: LOCAL_S3_CREDENTIALS.secretAccessKey } : {}),
   });
 
+  await options.beforeHandlersLoad?.(url);
   const handlerOf = async (name: string) =>
     (await import(`../functions/${name}/handler.ts`)).handler as LambdaHandler;
   const [retry, erpUpdate, download] = await Promise.all(['retry', 'erp-update', 'download'].map(handlerOf));
@@ -150,6 +170,7 @@ export async function startLocalMode(options: LocalModeOptions = {}): Promise<Lo
 
   return {
     url,
+    stateDir,
     sandboxes: { fw199, wdt, jumdata },
     s3,
     bucket,
@@ -165,6 +186,12 @@ export async function startLocalMode(options: LocalModeOptions = {}): Promise<Lo
     },
   };
 }
+
+/** The answer until the handlers are loaded (importing them takes a few seconds): try again in a second. */
+const stillStarting: RequestListener = (_req, res) =>
+  sendError(res, 503, 'SERVICE_UNAVAILABLE', 'Local mode is still starting: its handlers are loading. Try again in a second.', {
+    'retry-after': '1',
+  });
 
 /**
  * The secrets local mode hands the handlers: the sandboxes' credentials, overridden by whatever the user's

@@ -1,5 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { resolve } from 'node:path';
 import { strToU8, zipSync } from 'fflate';
 import { sendJson, startSandboxServer, type ReceivedRequest } from './sandbox-server.ts';
 
@@ -39,6 +41,12 @@ export const JUMDATA_SANDBOX_INVOICES = {
   /** The xml link answers a real PDF (the pdf file) where a zip belongs: a well-formed file in the wrong slot. */
   pdfInsteadOfZip: '24312000000000000006',
   /**
+   * The pdf file trickles in over several seconds (slowOnceFileMs) the first time it is ever served, and comes at
+   * once after that. With a state directory, "ever" survives restarts: the time to kill local mode half way through
+   * a download, and to see the restarted one finish it without paying Jumdata again.
+   */
+  slowOnceFile: '24312000000000000007',
+  /**
    * A range for many invoices at once (tests, the sweep): `24312990` + 12 digits. Those ending in 399 answer code
    * 399 the first time, those ending in 603 code 603; the others succeed.
    */
@@ -50,6 +58,11 @@ export interface JumdataSandboxOptions {
   fileBytes?: number;
   /** How long the slow file takes to finish. */
   slowFileMs?: number;
+  /** How long the slow-once file takes to finish, the first time it is served (default 10 s). */
+  slowOnceFileMs?: number;
+  /** Where the sandbox notes what must outlive it: that the slow-once file was served. In memory when absent. */
+  stateDir?: string;
+  port?: number;
   /** Size of the over-cap file. */
   overCapBytes?: number;
   /** Calls a minute that Jumdata allows before it answers 609 (not billed). */
@@ -86,6 +99,7 @@ export async function startJumdataSandbox(options: JumdataSandboxOptions = {}): 
   const callsPerWindow = Math.max(1, Math.floor((callsPerMinute * windowMs) / 60_000));
   const recentCalls: number[] = [];
   let refusedForRate = 0;
+  const firstServing = firstServingOf(options.stateDir);
 
   async function handle(request: ReceivedRequest, res: ServerResponse, req: IncomingMessage) {
     if (request.method === 'GET' && request.path.startsWith('/files/')) {
@@ -188,12 +202,14 @@ export async function startJumdataSandbox(options: JumdataSandboxOptions = {}): 
       await streamBytes(res, type, options.overCapBytes ?? 80 * 1024 * 1024);
     } else if (invoiceNo === JUMDATA_SANDBOX_INVOICES.slowFile && kind === 'pdf') {
       await trickle(res, type, body, options.slowFileMs ?? 120_000);
+    } else if (invoiceNo === JUMDATA_SANDBOX_INVOICES.slowOnceFile && kind === 'pdf' && (await firstServing())) {
+      await trickle(res, type, body, options.slowOnceFileMs ?? 10_000);
     } else {
       res.writeHead(200, { 'content-type': type, 'content-length': body.length }).end(body);
     }
   }
 
-  const server = await startSandboxServer(handle);
+  const server = await startSandboxServer(handle, options.port);
   origin = server.origin;
   return {
     url: origin,
@@ -203,6 +219,32 @@ export async function startJumdataSandbox(options: JumdataSandboxOptions = {}): 
     billedCallsFor: (invoiceNo) => billed.get(invoiceNo) ?? 0,
     refusedForRate: () => refusedForRate,
     close: server.close,
+  };
+}
+
+/**
+ * Whether this is the first time the slow-once file is served, noting that it was. The note is a file in the state
+ * directory, made before the first byte goes out, so a local mode killed while the file trickles serves it at once
+ * when started again.
+ */
+function firstServingOf(stateDir: string | undefined): () => Promise<boolean> {
+  let served = false;
+  if (!stateDir) {
+    return async () => {
+      const first = !served;
+      served = true;
+      return first;
+    };
+  }
+  const marker = resolve(stateDir, 'jumdata-sandbox-slow-once-served');
+  return async () => {
+    try {
+      await writeFile(marker, `${new Date().toISOString()}\n`, { flag: 'wx' }); // fails if it exists: one first time
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw error;
+    }
   };
 }
 

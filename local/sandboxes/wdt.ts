@@ -39,6 +39,7 @@ export interface WdtSandbox {
 }
 
 export interface WdtSandboxOptions {
+  port?: number;
   credentials?: { sid: string; appKey: string; appSecret: string };
   callsPerMinute?: number;
   /**
@@ -111,7 +112,7 @@ export async function startWdtSandbox(options: WdtSandboxOptions = {}): Promise<
     return { code: '0', message: 'OK' };
   }
 
-  const server = await startSandboxServer(handle);
+  const server = await startSandboxServer(handle, options.port);
   return {
     url: `${server.origin}${BASE_PATH}`,
     received: server.received,
