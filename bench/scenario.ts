@@ -3,31 +3,34 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { S3Client } from '@aws-sdk/client-s3';
 import { UPLOAD_SETTINGS } from '../functions/download/mirror.ts';
 import { lambdaContext } from '../local/api-gateway.ts';
-import { JUMDATA_SANDBOX_CREDENTIALS } from '../local/sandboxes/jumdata.ts';
+import type { Span } from './critical-path.ts';
+import { recordSpans, type ServiceName } from './spans.ts';
 
 /**
  * One benchmark scenario in a process of its own, so that its peak RSS is its own: mirror `count` invoices one
  * after another (after one untimed warm-up) either through the real download handler or with a bare fetch → Upload
  * of the same three files. Prints one JSON line: the median wall time of an invoice, bytes per invoice, peak RSS.
  *
- * A third mode, `floor`, moves no file: it times the three calls a first download cannot do without and cannot
- * overlap with anything (the claim, the billed Jumdata call, invoice.json written after the files), one after
- * another, through the project's own clients. That is the least any handler that bills once and keeps its record
- * can add to the baseline.
+ * A third mode, `round-trips`, times nothing: for each invoice it calls the handler twice, a first download and then
+ * the same request again (answered from the archive), and records a span around every request the handler sends
+ * during each call (bench/spans.ts). Prints one JSON line: the spans of each call.
  */
 
 interface ScenarioInput {
-  mode: 'handler' | 'baseline' | 'floor';
+  mode: 'handler' | 'baseline' | 'round-trips';
   invoiceNos: string[];
   taxNum: string;
   fileHostUrl: string;
   s3Endpoint: string;
   bucket: string;
+  /** round-trips: the services' names in the spans' labels. */
+  services?: ServiceName[];
 }
 
 const input = JSON.parse(process.argv[2]!) as ScenarioInput;
 
-async function mirrorWithHandler(): Promise<(invoiceNo: string) => Promise<number>> {
+/** The real handler, as API Gateway calls it for POST /download. */
+async function downloadThroughHandler(): Promise<(invoiceNo: string) => Promise<{ bytes: number; fromCache: boolean }>> {
   const { handler } = await import('../functions/download/handler.ts');
   return async (invoiceNo) => {
     const event = {
@@ -42,9 +45,14 @@ async function mirrorWithHandler(): Promise<(invoiceNo: string) => Promise<numbe
     };
     const result = (await handler(event as never, lambdaContext('download', 300_000))) as { statusCode: number; body: string };
     if (result.statusCode !== 200) throw new Error(`handler answered ${result.statusCode}: ${result.body}`);
-    const files = (JSON.parse(result.body) as { files: Record<string, { bytes: number }> }).files;
-    return Object.values(files).reduce((sum, file) => sum + file.bytes, 0);
+    const answer = JSON.parse(result.body) as { fromCache: boolean; files: Record<string, { bytes: number }> };
+    return { bytes: Object.values(answer.files).reduce((sum, file) => sum + file.bytes, 0), fromCache: answer.fromCache };
   };
+}
+
+async function mirrorWithHandler(): Promise<(invoiceNo: string) => Promise<number>> {
+  const download = await downloadThroughHandler();
+  return async (invoiceNo) => (await download(invoiceNo)).bytes;
 }
 
 async function mirrorWithBareUpload(): Promise<(invoiceNo: string) => Promise<number>> {
@@ -72,32 +80,29 @@ async function mirrorWithBareUpload(): Promise<(invoiceNo: string) => Promise<nu
   };
 }
 
-async function sequentialCallsOnly(): Promise<(invoiceNo: string) => Promise<number>> {
-  const { createJobStore } = await import('../shared/jobs.ts');
-  const { createJumdataClient } = await import('../shared/providers/jumdata.ts');
-  const { createS3Client, JsonStore } = await import('../shared/storage.ts');
-  const { invoiceRecordKey } = await import('../functions/download/archive.ts');
-  const jobs = createJobStore(process.env.JOBS_TABLE!);
-  const jumdata = createJumdataClient({
-    baseUrl: input.fileHostUrl,
-    downloadPath: '/invoice/download',
-    timeoutMs: 10_000,
-    credentials: async () => JUMDATA_SANDBOX_CREDENTIALS,
-  });
-  const store = new JsonStore(createS3Client(input.s3Endpoint), input.bucket);
-  return async (invoiceNo) => {
-    const query = { taxNum: input.taxNum, invoiceNo, issueDate: '2024-04-25', direction: 'sales' as const };
-    const now = new Date().toISOString();
-    const record = { fn: 'download', key: `floor/${invoiceNo}`, request: query, state: 'running', attempts: 1 } as const;
-    const claimed = await jobs.create({ ...record, leaseUntil: now, createdAt: now, updatedAt: now });
-    if (!claimed) throw new Error('the floor claim found a record');
-    const answer = await jumdata.fetchInvoice(query);
-    await store.put(invoiceRecordKey(input.taxNum, `floor-${invoiceNo}`), { ...query, jumdata: answer });
-    return 0;
-  };
+/**
+ * Each invoice twice through the handler: a first download, then the same request answered from the archive; the
+ * spans of each call. The first invoice warms up (module loading, first connections) and is not recorded.
+ */
+async function roundTrips(): Promise<{ firstDownload: Span[][]; cachedAnswer: Span[][] }> {
+  const download = await downloadThroughHandler();
+  const recorder = recordSpans(input.services ?? []);
+  const recorded = { firstDownload: [] as Span[][], cachedAnswer: [] as Span[][] };
+  const [warmUp, ...measured] = input.invoiceNos;
+  for (const invoiceNo of [warmUp!, ...measured]) {
+    for (const kind of ['firstDownload', 'cachedAnswer'] as const) {
+      recorder.begin();
+      const { fromCache } = await download(invoiceNo);
+      const spans = recorder.end();
+      if (fromCache !== (kind === 'cachedAnswer')) throw new Error(`invoice ${invoiceNo}: ${kind} answered fromCache ${fromCache}`);
+      if (invoiceNo !== warmUp) recorded[kind].push(spans);
+    }
+  }
+  recorder.close();
+  return recorded;
 }
 
-const modes = { handler: mirrorWithHandler, baseline: mirrorWithBareUpload, floor: sequentialCallsOnly };
+const modes = { handler: mirrorWithHandler, baseline: mirrorWithBareUpload };
 
 /**
  * This process's own peak RSS. getrusage's maxRSS is no good here: Linux carries it over from the parent across
@@ -109,21 +114,25 @@ async function peakRss(): Promise<number> {
   return kib ? Number(kib) * 1024 : process.resourceUsage().maxRSS * 1024;
 }
 
-const mirror = await modes[input.mode]();
-const [warmUp, ...timed] = input.invoiceNos;
-await mirror(warmUp!);
-const wallMs: number[] = [];
-let bytes = 0;
-for (const invoiceNo of timed) {
-  const started = performance.now();
-  bytes = await mirror(invoiceNo);
-  wallMs.push(performance.now() - started);
+if (input.mode === 'round-trips') {
+  console.log(JSON.stringify(await roundTrips()));
+} else {
+  const mirror = await modes[input.mode]();
+  const [warmUp, ...timed] = input.invoiceNos;
+  await mirror(warmUp!);
+  const wallMs: number[] = [];
+  let bytes = 0;
+  for (const invoiceNo of timed) {
+    const started = performance.now();
+    bytes = await mirror(invoiceNo);
+    wallMs.push(performance.now() - started);
+  }
+  wallMs.sort((a, b) => a - b);
+  console.log(
+    JSON.stringify({
+      medianWallMs: wallMs[Math.floor(wallMs.length / 2)],
+      bytesPerInvoice: bytes,
+      peakRssBytes: await peakRss(),
+    }),
+  );
 }
-wallMs.sort((a, b) => a - b);
-console.log(
-  JSON.stringify({
-    medianWallMs: wallMs[Math.floor(wallMs.length / 2)],
-    bytesPerInvoice: bytes,
-    peakRssBytes: await peakRss(),
-  }),
-);
