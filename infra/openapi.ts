@@ -76,7 +76,10 @@ const ERRORS: Record<ErrorStatus, string> = {
   400: '`VALIDATION_FAILED`: malformed JSON, or missing or bad fields, each named in `details`. No provider call is made.',
   403: '`FORBIDDEN`',
   404: '`NOT_FOUND`',
-  409: '`JOB_IN_PROGRESS`: another request or a sweep is working on the same job right now; `Retry-After` says when its claim lapses.',
+  409:
+    '`JOB_IN_PROGRESS`: another request or a sweep is working on the same job, and did not finish within the few ' +
+    'seconds this request waited for it (`JOB_WAIT_MS`); `Retry-After` is the time it may still need at most (what is ' +
+    'left of its own deadline, or of its claim when it died).',
   410:
     '`LINKS_EXPIRED`: the request waited for a sweep that found the file links Jumdata was paid for dead, and a sweep ' +
     'never buys new ones; asking again buys them.',
@@ -218,14 +221,22 @@ export function openApiDocument() {
           ),
           responses: {
             200: success('The invoice is mirrored: presigned URLs and durable links to its files', 'DownloadResult'),
-            202: success('The files could not be stored within the request\'s time: the work is kept and a sweep finishes it', 'DownloadPending'),
+            202: {
+              ...success(
+                'The files could not be stored within the request\'s time (or a file host was slower than its timeout), or ' +
+                  'another request is storing them and did not finish within this one\'s wait: the work is kept and a sweep ' +
+                  'finishes it. In the second case `Retry-After` says when to ask again.',
+                'DownloadPending',
+              ),
+              headers: { 'x-request-id': requestId, 'Retry-After': retryAfter },
+            },
             ...errors([400, 410, 415, 422, 500, 502, 503, 504], {
               422:
                 "`UPSTREAM_REJECTED`: Jumdata refused; its code and message are in `upstream` (code 301: someone must " +
                 'log in to the tax bureau through Jumdata first). `UPSTREAM_RATE_LIMITED`: over quota or too frequent ' +
                 '(606, 609), with `Retry-After`.',
               502: '`UPSTREAM_UNAVAILABLE`: Jumdata could not be reached or answered something unreadable, or a file could not be mirrored (which one and why is in the message); nothing is stored.',
-              504: '`UPSTREAM_TIMEOUT`: Jumdata or a file host was too slow.',
+              504: '`UPSTREAM_TIMEOUT`: a download given up after its last attempt ran out of time (`JOB_MAX_ATTEMPTS`); a slow file otherwise answers 202.',
             }),
           },
         },

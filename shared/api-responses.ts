@@ -61,6 +61,10 @@ export const downloadResultSchema = z.object({
   mirroredAt: z.iso.datetime(),
   invoice: z.object({ voided: z.boolean(), redFlushed: z.boolean(), buyerTaxNum: z.string().optional() }),
   files: z.object({ pdf: mirroredFileSchema, ofd: mirroredFileSchema, xml: mirroredFileSchema }),
+  notice: z
+    .string()
+    .optional()
+    .describe('Present when the invoice was stored earlier under another `issueDate` or `direction` than asked: names the stored values, which this answer carries'),
 });
 
 /** POST /download, 202: the files could not be stored within the request's time; a sweep finishes the work. */

@@ -279,3 +279,40 @@ describe('a download whose files are locked only in part', () => {
     expect(await workRecord(invoiceNo)).toMatchObject({ state: 'pending', jumdata: { charged: true } });
   });
 });
+
+describe('an attempt that takes over from one that died after storing files', () => {
+  it('removes the versions the dead attempt left before storing new ones, and logs a locked one by key and version', async () => {
+    // Prepare: a dead attempt's record (lease lapsed, answer kept) and its three files, the xml one locked
+    const invoiceNo = '24312000000077770008';
+    const [pdf, ofd, xml] = fileKeys(invoiceNo) as [string, string, string];
+    const now = new Date().toISOString();
+    const files = { pdf: `${jumdata.url}/files/${invoiceNo}/pdf.PDF`, ofd: `${jumdata.url}/files/${invoiceNo}/ofd.zip`, xml: `${jumdata.url}/files/${invoiceNo}/xml.zip` };
+    await jobs.create<DownloadWork>({
+      fn: 'download',
+      key: `${taxNum}/${invoiceNo}`,
+      request: request(invoiceNo) as DownloadWork['request'],
+      state: 'running',
+      attempts: 1,
+      leaseUntil: new Date(Date.now() - 1_000).toISOString(),
+      jumdata: { taskNo: 'T-dead', charged: true, files, fields: {}, fetchedAt: now },
+      createdAt: now,
+      updatedAt: now,
+    });
+    s3mock.on(HeadObjectCommand).callsFake((input: { Key: string }) => ({ VersionId: `${input.Key.split('/').at(-1)}#dead` }));
+    s3mock.on(DeleteObjectCommand, { Key: xml }).rejects(Object.assign(new Error('Access Denied'), { name: 'AccessDenied' }));
+    s3mock.on(PutObjectRetentionCommand).resolves({});
+    // Act
+    const outcome = await run(invoiceNo);
+    // Assess: each dead version deleted by its id before the first new file went up; the locked one logged
+    expect(outcome).toMatchObject({ kind: 'mirrored', fromCache: false });
+    const firstNewFile = s3Calls().findIndex((call) => call.command === 'PutObjectCommand');
+    for (const key of [pdf, ofd, xml]) {
+      const deleted = s3Calls().findIndex((call) => call.command === 'DeleteObjectCommand' && call.Key === key && call.VersionId === `${key.split('/').at(-1)}#dead`);
+      expect(deleted).toBeGreaterThan(-1);
+      expect(deleted).toBeLessThan(firstNewFile);
+    }
+    const lockedLine = logged.warn.mock.calls.find(([message]) => String(message).includes('not removed'));
+    expect(lockedLine?.[1]).toMatchObject({ key: xml, versionId: 'xml.zip#dead' });
+    expect(jumdata.billedCallsFor(invoiceNo)).toBe(0);
+  });
+});
