@@ -81,6 +81,26 @@ export function httpUrlSchema(maxLength: number) {
   );
 }
 
+/** The earliest issue date Jumdata is asked about: the product's floor. */
+export const EARLIEST_ISSUE_DATE = '2015-01-01';
+
+const CHINA_OFFSET_MS = 8 * 3600 * 1000; // UTC+8 all year
+
+/** Tomorrow's date in China, YYYY-MM-DD: a day of margin for an issuer whose clock runs ahead of ours. */
+export const latestIssueDate = (now = Date.now()) => new Date(now + CHINA_OFFSET_MS + 24 * 3600 * 1000).toISOString().slice(0, 10);
+
+/**
+ * An invoice's issue date: a real YYYY-MM-DD date from 2015-01-01 to tomorrow, China time. Jumdata bills every call,
+ * also one for a date no invoice can have. The last day is read at each parse: a schema outlives a day.
+ */
+export function issueDateSchema() {
+  const allowedRange = () => `must be from ${EARLIEST_ISSUE_DATE} to ${latestIssueDate()} (tomorrow, China time)`;
+  return z.iso.date({ error: 'must be a date as YYYY-MM-DD' }).check(
+    // ISO dates compare as text; the refinement runs only on a well-formed date.
+    z.refine((value) => value >= EARLIEST_ISSUE_DATE && value <= latestIssueDate(), { error: allowedRange }),
+  );
+}
+
 /** Parses `input` with `schema` or throws a ValidationError naming every bad field. */
 export function parseRequest<T extends z.ZodMiniType>(schema: T, input: unknown): z.output<T> {
   const result = schema.safeParse(input);

@@ -23,7 +23,7 @@ import { deferJob } from '#shared/job-runner';
 import { isLeaseLive, type Held, type JobStore } from '#shared/jobs';
 import { backoffSeconds, type RetryPolicy } from '#shared/retry-policy';
 import type { JsonStore } from '#shared/storage';
-import { parseRequest, taxNumSchema } from '#shared/validation';
+import { issueDateSchema, parseRequest, taxNumSchema } from '#shared/validation';
 import { invoicePrefix, invoiceRecordKey, readMirroredInvoice, type MirroredInvoice } from './archive.ts';
 import { mirrorInvoiceFiles, type MirroredFile } from './mirror.ts';
 import { lockObjects, ObjectLockError, type LockableObject } from './retention.ts';
@@ -37,7 +37,7 @@ export function downloadRequestSchema(checkCreditCode: boolean) {
       invoiceNo: z
         .string({ error: 'is required and must be a string' })
         .check(z.regex(/^(\d{20}|\d{8})$/, { error: 'must be 20 digits (数电) or 8 digits' })),
-      issueDate: z.iso.date({ error: 'must be a date as YYYY-MM-DD' }),
+      issueDate: issueDateSchema(),
       direction: z.enum(['sales', 'purchase'], { error: "must be 'sales' (销项) or 'purchase' (进项)" }),
     }),
   );

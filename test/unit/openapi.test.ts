@@ -243,6 +243,8 @@ const bodyRoutes = [
     ],
     handlerOnly: [
       ['an 18-character tax number with a wrong check character', { taxNum: '91310117568051222Y', invoiceNo, issueDate: '2024-04-25', direction: 'sales' }],
+      ['an issue date before 2015', { taxNum, invoiceNo, issueDate: '2014-12-31', direction: 'sales' }],
+      ['an issue date after tomorrow', { taxNum, invoiceNo, issueDate: '2099-01-01', direction: 'sales' }],
     ],
     documentOnly: [],
   },
