@@ -27,10 +27,10 @@ export class ValidationError extends Error {
   }
 }
 
-/** The body is not declared as JSON. */
+/** The body is not declared as JSON in UTF-8; `problem` says what is wrong with its Content-Type. */
 export class UnsupportedMediaTypeError extends Error {
-  constructor(contentType: string | undefined) {
-    super(`Content-Type must be application/json, got ${contentType ? `'${contentType}'` : 'none'}`);
+  constructor(contentType: string | undefined, problem = 'must be application/json') {
+    super(`Content-Type ${problem}, got ${contentType ? `'${contentType}'` : 'none'}`);
     this.name = 'UnsupportedMediaTypeError';
   }
 }

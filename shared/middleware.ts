@@ -1,9 +1,9 @@
 import middy, { type MiddlewareObj } from '@middy/core';
-import httpJsonBodyParser from '@middy/http-json-body-parser';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { toErrorResponse, UnsupportedMediaTypeError, ValidationError } from '#shared/errors';
+import { toErrorResponse } from '#shared/errors';
 import { logger } from '#shared/logger';
+import { readJsonBody } from '#shared/request-body';
 import { callLimiter } from '#shared/sweep';
 import * as z from '#shared/zod';
 
@@ -55,7 +55,7 @@ function httpContract(): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxySt
       logger.info('request answered', { route: routeOf(request), statusCode: reply.statusCode });
     },
     onError: (request) => {
-      const { statusCode, body, headers } = toErrorResponse(fromBodyParser(request.error));
+      const { statusCode, body, headers } = toErrorResponse(request.error);
       const failure = { route: routeOf(request), statusCode, code: body.error.code, reason: body.error.message };
       // A 4xx is the caller's mistake and fully described by the answer; only a 5xx needs the error and its stack.
       if (statusCode >= 500) logger.error('request failed', { ...failure, error: request.error });
@@ -65,33 +65,15 @@ function httpContract(): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxySt
   };
 }
 
-/**
- * middy's JSON body parser for requests that carry a body (GET and HEAD do not), its errors translated into the
- * contract's 415 (not JSON) and 400 (bad JSON) in `fromBodyParser`.
- */
+/** Turns the body of a request that carries one (GET and HEAD do not) into its JSON value: shared/request-body.ts. */
 function jsonRequestBody(): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> {
-  const parser = httpJsonBodyParser() as MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>;
   return {
     before: (request) => {
       const method = request.event.requestContext?.http?.method;
       if (method === 'GET' || method === 'HEAD') return;
-      // Media types are case-insensitive; middy's check is not.
-      const headers = request.event.headers ?? {};
-      for (const name of Object.keys(headers)) {
-        if (name.toLowerCase() === 'content-type') headers[name] = headers[name]?.toLowerCase();
-      }
-      return parser.before?.(request);
+      (request.event as unknown as ParsedHttpEvent).body = readJsonBody(request.event);
     },
   };
-}
-
-function fromBodyParser(error: unknown): unknown {
-  const cause = (error as { cause?: { package?: string; data?: unknown } } | null)?.cause;
-  if (cause?.package !== '@middy/http-json-body-parser') return error;
-  if ((error as Error).message === 'Unsupported Media Type') {
-    return new UnsupportedMediaTypeError(typeof cause.data === 'string' ? cause.data : undefined);
-  }
-  return new ValidationError([{ field: 'body', message: 'must be a valid JSON document' }]);
 }
 
 function toApiResult(reply: HttpReply, requestId: string): APIGatewayProxyStructuredResultV2 {
