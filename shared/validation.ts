@@ -96,8 +96,11 @@ export const latestIssueDate = (now = Date.now()) => new Date(now + CHINA_OFFSET
 export function issueDateSchema() {
   const allowedRange = () => `must be from ${EARLIEST_ISSUE_DATE} to ${latestIssueDate()} (tomorrow, China time)`;
   return z.iso.date({ error: 'must be a date as YYYY-MM-DD' }).check(
-    // ISO dates compare as text; the refinement runs only on a well-formed date.
-    z.refine((value) => value >= EARLIEST_ISSUE_DATE && value <= latestIssueDate(), { error: allowedRange }),
+    // ISO dates compare as text; only a well-formed date is compared (an empty one is not skipped by default).
+    z.refine((value) => value >= EARLIEST_ISSUE_DATE && value <= latestIssueDate(), {
+      error: allowedRange,
+      when: (payload) => payload.issues.length === 0,
+    }),
   );
 }
 
@@ -109,7 +112,10 @@ export function parseRequest<T extends z.ZodMiniType>(schema: T, input: unknown)
 }
 
 function toFieldProblems(error: z.core.$ZodError): FieldProblem[] {
-  return error.issues.map((issue) => ({
+  // A value of the wrong type gets its type's message alone: length checks also read arrays ("must not be empty").
+  const mistyped = new Set(error.issues.filter((issue) => issue.code === 'invalid_type').map((issue) => issue.path.join('.')));
+  const issues = error.issues.filter((issue) => issue.code === 'invalid_type' || !mistyped.has(issue.path.join('.')));
+  return issues.map((issue) => ({
     field: issue.path.length > 0 ? issue.path.join('.') : 'body',
     message: issue.path.length > 0 ? issue.message : 'must be a JSON object',
   }));

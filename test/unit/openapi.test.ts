@@ -227,6 +227,7 @@ const bodyRoutes = [
     documentOnly: [
       ['an empty invoiceNoOut', { invoiceNo: 'DZ1', status: 75, invoiceNoOut: '' }],
       ['a null errorInfo', { invoiceNo: 'DZ1', status: 75, errorInfo: null }],
+      ['a null invoiceCode', { invoiceNo: 'DZ1', status: 75, invoiceCode: null }],
     ],
   },
   {
