@@ -55,6 +55,19 @@ export function identifierSchema(maxLength: number) {
   );
 }
 
+/**
+ * An invoice number (发票号码) or code (发票代码) as the tax bureau prints it: digits, and ASCII letters, which this
+ * API has always taken. Full-width and other scripts' digits look the same to a person but are other characters:
+ * WDT would store them as sent, and nothing would match them. `typeError` says what the field is for.
+ */
+export function invoiceNumberSchema(maxLength: number, { allowEmpty = false, typeError = 'must be a string' } = {}) {
+  return z.string({ error: typeError }).check(
+    ...(allowEmpty ? [] : [z.minLength(1, { error: 'must not be empty' })]),
+    z.maxLength(maxLength, { error: `must be at most ${maxLength} characters` }),
+    z.regex(/^[0-9A-Za-z]*$/, { error: 'must be ASCII digits and letters only' }),
+  );
+}
+
 /** Longest order number accepted; Nuonuo's own order numbers are far shorter, so anything longer is a mistake. */
 export const ORDER_NO_MAX_LENGTH = 64;
 

@@ -1,7 +1,7 @@
 import { recordedJobs, type JobRunnerSettings } from '#shared/job-runner';
 import type { HttpReply } from '#shared/middleware';
 import type { InvoiceStatus, WdtClient } from '#shared/providers/wdt';
-import { freeTextSchema, httpUrlSchema, identifierSchema } from '#shared/validation';
+import { freeTextSchema, httpUrlSchema, identifierSchema, invoiceNumberSchema } from '#shared/validation';
 import * as z from '#shared/zod';
 
 /** Lengths from WDT's vip_invoice_info_update document (varchar, in characters). */
@@ -27,12 +27,10 @@ export const erpUpdateRequestSchema = z.lazy(() =>
     .object({
       invoiceNo: identifierSchema(LIMITS.invoiceNo),
       status: z._default(z.union([z.literal(65), z.literal(75), z.literal(80)], { error: 'must be 65, 75 or 80' }), 80),
-      invoiceNoOut: optional(identifierSchema(LIMITS.invoiceNoOut)),
+      invoiceNoOut: optional(invoiceNumberSchema(LIMITS.invoiceNoOut)),
       // WDT requires the field, but 数电 invoices have no invoice code: empty is allowed and sent empty.
       invoiceCode: emptyByDefault(
-        z.union([z.literal(''), identifierSchema(LIMITS.invoiceCode)], {
-          error: 'must be a string, empty when the invoice has no code (数电)',
-        }),
+        invoiceNumberSchema(LIMITS.invoiceCode, { allowEmpty: true, typeError: 'must be a string, empty when the invoice has no code (数电)' }),
       ),
       errorInfo: optional(freeTextSchema(LIMITS.errorInfo)),
       filePath: optional(httpUrlSchema(LIMITS.filePath)),

@@ -215,6 +215,8 @@ const bodyRoutes = [
       ['no invoiceNo', { status: 75 }],
       ['an invoiceNo with a space', { invoiceNo: 'DZ 1', status: 75 }],
       ['an invoiceCode with a tab', { invoiceNo: 'DZ1', status: 75, invoiceCode: '0\t1' }],
+      ['an invoiceNoOut of full-width digits', { invoiceNo: 'DZ1', status: 80, invoiceNoOut: '２４３１２０００' }],
+      ['an invoiceCode of 21 digits', { invoiceNo: 'DZ1', status: 75, invoiceCode: '0'.repeat(21) }],
       ['an errorInfo sent as a number', { invoiceNo: 'DZ1', status: 75, errorInfo: 42 }],
       ['a filePath with a space', { invoiceNo: 'DZ1', status: 75, filePath: 'https://e.com/a b.pdf' }],
     ],
