@@ -97,6 +97,21 @@ export class UpstreamTimeoutError extends Error {
   }
 }
 
+/**
+ * The message of the WARN line that logs a provider failure: the stack counts these lines as ProviderFailures, by
+ * provider (infra/alarms.ts).
+ */
+export const PROVIDER_FAILED = 'provider failed';
+
+/**
+ * The provider an error says is failing: unreachable or unreadable (502), too slow (504), or asking to be tried
+ * later (503). Trouble a person cannot fix and the sweeps retry: counted, not alarmed on as an error.
+ */
+export function failingProviderOf(error: unknown): ProviderName | undefined {
+  const failed = error instanceof UpstreamUnavailableError || error instanceof UpstreamTimeoutError || error instanceof UpstreamTemporaryError;
+  return failed ? error.provider : undefined;
+}
+
 /** The thing asked for does not exist (yet). */
 export class NotFoundError extends Error {
   constructor(message: string) {

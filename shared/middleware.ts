@@ -1,7 +1,7 @@
 import middy, { type MiddlewareObj } from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { toErrorResponse } from '#shared/errors';
+import { failingProviderOf, PROVIDER_FAILED, toErrorResponse } from '#shared/errors';
 import { logger } from '#shared/logger';
 import { readJsonBody } from '#shared/request-body';
 import { callLimiter } from '#shared/sweep';
@@ -57,8 +57,11 @@ function httpContract(): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxySt
     onError: (request) => {
       const { statusCode, body, headers } = toErrorResponse(request.error);
       const failure = { route: routeOf(request), statusCode, code: body.error.code, reason: body.error.message };
+      const provider = failingProviderOf(request.error);
       // A 4xx is the caller's mistake and fully described by the answer; only a 5xx needs the error and its stack.
-      if (statusCode >= 500) logger.error('request failed', { ...failure, error: request.error });
+      // ERROR is for what a person must look at: a provider's outage is a WARN, counted apart.
+      if (provider) logger.warn(PROVIDER_FAILED, { ...failure, provider });
+      else if (statusCode >= 500) logger.error('request failed', { ...failure, error: request.error });
       else logger.info('request refused', failure);
       request.response = toApiResult({ statusCode, body, headers }, requestIdOf(request));
     },
@@ -175,7 +178,9 @@ async function runJob(handleJob: () => Promise<HttpReply>) {
   } catch (error) {
     const { statusCode, body } = toErrorResponse(error);
     const failure = { statusCode, code: body.error.code, reason: body.error.message };
-    if (statusCode >= 500) logger.error('job failed', { ...failure, error });
+    const provider = failingProviderOf(error);
+    if (provider) logger.warn(PROVIDER_FAILED, { ...failure, provider });
+    else if (statusCode >= 500) logger.error('job failed', { ...failure, error });
     else logger.warn('job refused', failure);
     return { statusCode, body };
   }

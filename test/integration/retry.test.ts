@@ -256,7 +256,7 @@ describe('secrets in local mode', () => {
     );
     const everything = state.logged.join('') + JSON.stringify(answers);
     expect(state.logged.some((line) => line.includes('"request answered"'))).toBe(true);
-    expect(state.logged.some((line) => line.includes('"request failed"'))).toBe(true);
+    expect(state.logged.some((line) => line.includes('"provider failed"'))).toBe(true);
     expect(everything).not.toContain(FW199_SANDBOX_CREDENTIALS.appSecret);
   });
 });
