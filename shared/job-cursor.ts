@@ -53,5 +53,6 @@ export const isStringRecord = (value: unknown): value is Record<string, string> 
 function isKeyOf(value: unknown, queue: string): value is Record<string, string> {
   if (!isStringRecord(value)) return false;
   const names = Object.keys(value);
-  return names.length === START_KEY_ATTRIBUTES.length && START_KEY_ATTRIBUTES.every((name) => names.includes(name)) && value.queue === queue;
+  const exactlyTheKey = names.length === START_KEY_ATTRIBUTES.length && START_KEY_ATTRIBUTES.every((name) => names.includes(name));
+  return exactlyTheKey && value.queue === queue;
 }

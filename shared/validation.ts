@@ -100,7 +100,8 @@ export const EARLIEST_ISSUE_DATE = '2015-01-01';
 const CHINA_OFFSET_MS = 8 * 3600 * 1000; // UTC+8 all year
 
 /** Tomorrow's date in China, YYYY-MM-DD: a day of margin for an issuer whose clock runs ahead of ours. */
-export const latestIssueDate = (now = Date.now()) => new Date(now + CHINA_OFFSET_MS + 24 * 3600 * 1000).toISOString().slice(0, 10);
+export const latestIssueDate = (now = Date.now()) =>
+  new Date(now + CHINA_OFFSET_MS + 24 * 3600 * 1000).toISOString().slice(0, 10);
 
 /**
  * An invoice's issue date: a real YYYY-MM-DD date from 2015-01-01 to tomorrow, China time. Jumdata bills every call,
@@ -126,8 +127,9 @@ export function parseRequest<T extends z.ZodMiniType>(schema: T, input: unknown)
 
 function toFieldProblems(error: z.core.$ZodError): FieldProblem[] {
   // A value of the wrong type gets its type's message alone: length checks also read arrays ("must not be empty").
-  const mistyped = new Set(error.issues.filter((issue) => issue.code === 'invalid_type').map((issue) => issue.path.join('.')));
-  const issues = error.issues.filter((issue) => issue.code === 'invalid_type' || !mistyped.has(issue.path.join('.')));
+  const fieldOf = (issue: z.core.$ZodIssue) => issue.path.join('.');
+  const mistyped = new Set(error.issues.filter((issue) => issue.code === 'invalid_type').map(fieldOf));
+  const issues = error.issues.filter((issue) => issue.code === 'invalid_type' || !mistyped.has(fieldOf(issue)));
   return issues.map((issue) => ({
     field: issue.path.length > 0 ? issue.path.join('.') : 'body',
     message: issue.path.length > 0 ? issue.message : 'must be a JSON object',

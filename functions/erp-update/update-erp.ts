@@ -30,7 +30,10 @@ export const erpUpdateRequestSchema = z.lazy(() =>
       invoiceNoOut: optional(invoiceNumberSchema(LIMITS.invoiceNoOut)),
       // WDT requires the field, but 数电 invoices have no invoice code: empty is allowed and sent empty.
       invoiceCode: emptyByDefault(
-        invoiceNumberSchema(LIMITS.invoiceCode, { allowEmpty: true, typeError: 'must be a string, empty when the invoice has no code (数电)' }),
+        invoiceNumberSchema(LIMITS.invoiceCode, {
+          allowEmpty: true,
+          typeError: 'must be a string, empty when the invoice has no code (数电)',
+        }),
       ),
       errorInfo: optional(freeTextSchema(LIMITS.errorInfo)),
       filePath: optional(httpUrlSchema(LIMITS.filePath)),
