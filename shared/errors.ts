@@ -1,5 +1,6 @@
 /**
- * The product's error types and the one mapping from an error to the HTTP answer that API.md promises.
+ * The product's error types and the one mapping from an error to the HTTP answer that README "The API" (and the
+ * `Error` schema of openapi.json) promises.
  * Every handler throws these; nothing else builds an error response.
  */
 
@@ -108,7 +109,10 @@ export const PROVIDER_FAILED = 'provider failed';
  * later (503). Trouble a person cannot fix and the sweeps retry: counted, not alarmed on as an error.
  */
 export function failingProviderOf(error: unknown): ProviderName | undefined {
-  const failed = error instanceof UpstreamUnavailableError || error instanceof UpstreamTimeoutError || error instanceof UpstreamTemporaryError;
+  const failed =
+    error instanceof UpstreamUnavailableError ||
+    error instanceof UpstreamTimeoutError ||
+    error instanceof UpstreamTemporaryError;
   return failed ? error.provider : undefined;
 }
 
@@ -194,7 +198,7 @@ export function toErrorResponse(error: unknown): ErrorResponse {
   }
   if (error instanceof UpstreamRateLimitedError) {
     return {
-      // API.md: a provider's refusal is a 422; the code and Retry-After tell a rate limit apart.
+      // README "The API": a provider's refusal is a 422; the code and Retry-After tell a rate limit apart.
       ...reply(422, 'UPSTREAM_RATE_LIMITED', error.message, { upstream: upstreamOf(error) }),
       headers: { 'retry-after': String(error.retryAfterSeconds) },
     };
@@ -230,7 +234,8 @@ export function toErrorResponse(error: unknown): ErrorResponse {
     return reply(404, 'NOT_FOUND', error.message);
   }
   if (error instanceof ConfigurationError) {
-    // API.md knows one 500, INTERNAL; a configuration problem says what is missing (never a value).
+    // The API has one 500, INTERNAL (README, openapi.json); a configuration problem says what is missing, never a
+    // value.
     return reply(500, 'INTERNAL', error.message);
   }
   return reply(500, 'INTERNAL', 'Internal error; the request id identifies it in the logs');

@@ -469,7 +469,7 @@ describe('the answer schemas', () => {
     expectDocumented(route, answer);
   });
 
-  it("describe API.md's error shape", () => {
+  it("describe the README's error shape", () => {
     const body = {
       error: {
         code: 'VALIDATION_FAILED',
