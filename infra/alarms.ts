@@ -9,6 +9,7 @@ import { FilterPattern, MetricFilter } from 'aws-cdk-lib/aws-logs';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
+import { PROVIDER_FAILED } from '../shared/errors.ts';
 import type { JobFunction } from '../shared/jobs.ts';
 
 /**
@@ -16,7 +17,8 @@ import type { JobFunction } from '../shared/jobs.ts';
  * - the function failed (an invocation that threw or timed out) or Lambda throttled it;
  * - the function logged an error. The functions answer every failure they can describe (a 500 for a missing secret
  *   value, a failed batch job, a file left orphaned) instead of throwing, so Lambda's Errors metric never counts
- *   them: their ERROR log lines do;
+ *   them: their ERROR log lines do. A provider's failure is no error of ours: its WARN lines are counted apart, as
+ *   ProviderFailures by provider;
  * - the API answered 5xx (a provider unreachable or failing, or the function itself).
  * And, when an e-mail address is configured, a topic that mails every alarm of the stack to it.
  */
@@ -25,17 +27,30 @@ export class FunctionAlarms extends Construct {
 
   constructor(scope: Construct, id: string, props: { functions: Record<JobFunction, LambdaFunction>; api: HttpApi }) {
     super(scope, id);
-    const stackName = Stack.of(this).stackName;
+    const metricNamespace = `EinvoiceBridge/${Stack.of(this).stackName}`;
     for (const [name, fn] of Object.entries(props.functions)) {
       const loggedErrors = new MetricFilter(this, `${name}-error-logs`, {
         logGroup: fn.logGroup,
         // Powertools' JSON lines and the Node.js runtime's own line for an uncaught error both carry "level": "ERROR"
         // (a timeout is a platform record without a level: the Errors alarm counts it).
         filterPattern: FilterPattern.stringValue('$.level', '=', 'ERROR'),
-        metricNamespace: `EinvoiceBridge/${stackName}`,
+        metricNamespace,
         metricName: `${name}-logged-errors`,
         metricValue: '1',
       }).metric({ statistic: 'Sum', period: Duration.minutes(5) });
+      // A provider down, too slow or asking to be tried later is logged at WARN (the sweeps retry it): counted per
+      // provider to show an outage's length, with no alarm of its own (the API's 5xx alarm sees the answers).
+      new MetricFilter(this, `${name}-provider-failures`, {
+        logGroup: fn.logGroup,
+        filterPattern: FilterPattern.all(
+          FilterPattern.stringValue('$.level', '=', 'WARN'),
+          FilterPattern.stringValue('$.message', '=', PROVIDER_FAILED),
+        ),
+        metricNamespace,
+        metricName: 'ProviderFailures',
+        metricValue: '1',
+        dimensions: { provider: '$.provider' },
+      });
       this.alarms.push(
         this.alarmOn(`${name}-errors`, fn.metricErrors({ statistic: 'Sum', period: Duration.minutes(5) }),
           `The ${name} function failed (an exception or a timeout, not a provider's refusal, which it answers). ` +

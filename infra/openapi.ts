@@ -73,7 +73,7 @@ type ErrorStatus = 400 | 403 | 404 | 409 | 410 | 415 | 422 | 429 | 500 | 502 | 5
 
 /** What each error status means on every route (README "The API"); a route may say more. */
 const ERRORS: Record<ErrorStatus, string> = {
-  400: '`VALIDATION_FAILED`: malformed JSON, or missing or bad fields, each named in `details`. No provider call is made.',
+  400: '`VALIDATION_FAILED`: a body that is not valid UTF-8 or not JSON, or missing or bad fields, each named in `details`. No provider call is made.',
   403: '`FORBIDDEN`',
   404: '`NOT_FOUND`',
   409:
@@ -83,7 +83,7 @@ const ERRORS: Record<ErrorStatus, string> = {
   410:
     '`LINKS_EXPIRED`: the request waited for a sweep that found the file links Jumdata was paid for dead, and a sweep ' +
     'never buys new ones; asking again buys them.',
-  415: '`UNSUPPORTED_MEDIA_TYPE`: the body is not sent as `application/json`.',
+  415: '`UNSUPPORTED_MEDIA_TYPE`: the body is not sent as `application/json` (or a `+json` type) in UTF-8; the message says what is wrong.',
   422: "`UPSTREAM_REJECTED`: the provider refused with a business error; its code and message are in `upstream`.",
   429: '`DAILY_LIMIT_REACHED`: the order was re-pushed `RETRY_DAILY_LIMIT` times today (China time); `Retry-After` is the seconds to midnight.',
   500: '`INTERNAL`: anything else, never with a stack trace, a secret or a raw provider body. When the deployment lacks something (a secret with no value yet), the message says what.',

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
@@ -58,7 +59,9 @@ export function apiGateway(routes: LocalRoute[], budgetMs = API_BUDGET_MS) {
       // As API Gateway adds it; local mode speaks plain http.
       'x-forwarded-proto': 'http',
     };
-    const isText = TEXT_BODY.test(headers['content-type'] ?? '');
+    // A body that is not valid UTF-8 goes base64-encoded, as API Gateway hands over a body it does not pass as text:
+    // decoding it here would turn its bad bytes into U+FFFD, and the handler could not tell.
+    const isText = TEXT_BODY.test(headers['content-type'] ?? '') && isUtf8(body);
     const event: APIGatewayProxyEventV2 = {
       version: '2.0',
       routeKey: `${route.method} ${route.path}`,

@@ -1,5 +1,6 @@
 /**
- * The product's error types and the one mapping from an error to the HTTP answer that API.md promises.
+ * The product's error types and the one mapping from an error to the HTTP answer that README "The API" (and the
+ * `Error` schema of openapi.json) promises.
  * Every handler throws these; nothing else builds an error response.
  */
 
@@ -27,10 +28,10 @@ export class ValidationError extends Error {
   }
 }
 
-/** The body is not declared as JSON. */
+/** The body is not declared as JSON in UTF-8; `problem` says what is wrong with its Content-Type. */
 export class UnsupportedMediaTypeError extends Error {
-  constructor(contentType: string | undefined) {
-    super(`Content-Type must be application/json, got ${contentType ? `'${contentType}'` : 'none'}`);
+  constructor(contentType: string | undefined, problem = 'must be application/json') {
+    super(`Content-Type ${problem}, got ${contentType ? `'${contentType}'` : 'none'}`);
     this.name = 'UnsupportedMediaTypeError';
   }
 }
@@ -95,6 +96,24 @@ export class UpstreamTimeoutError extends Error {
     super(message);
     this.name = 'UpstreamTimeoutError';
   }
+}
+
+/**
+ * The message of the WARN line that logs a provider failure: the stack counts these lines as ProviderFailures, by
+ * provider (infra/alarms.ts).
+ */
+export const PROVIDER_FAILED = 'provider failed';
+
+/**
+ * The provider an error says is failing: unreachable or unreadable (502), too slow (504), or asking to be tried
+ * later (503). Trouble a person cannot fix and the sweeps retry: counted, not alarmed on as an error.
+ */
+export function failingProviderOf(error: unknown): ProviderName | undefined {
+  const failed =
+    error instanceof UpstreamUnavailableError ||
+    error instanceof UpstreamTimeoutError ||
+    error instanceof UpstreamTemporaryError;
+  return failed ? error.provider : undefined;
 }
 
 /** The thing asked for does not exist (yet). */
@@ -203,7 +222,7 @@ export function toErrorResponse(error: unknown): ErrorResponse {
   }
   if (error instanceof UpstreamRateLimitedError) {
     return {
-      // API.md: a provider's refusal is a 422; the code and Retry-After tell a rate limit apart.
+      // README "The API": a provider's refusal is a 422; the code and Retry-After tell a rate limit apart.
       ...reply(422, 'UPSTREAM_RATE_LIMITED', error.message, { upstream: upstreamOf(error) }),
       headers: { 'retry-after': String(error.retryAfterSeconds) },
     };
@@ -239,7 +258,8 @@ export function toErrorResponse(error: unknown): ErrorResponse {
     return reply(404, 'NOT_FOUND', error.message);
   }
   if (error instanceof ConfigurationError) {
-    // API.md knows one 500, INTERNAL; a configuration problem says what is missing (never a value).
+    // The API has one 500, INTERNAL (README, openapi.json); a configuration problem says what is missing, never a
+    // value.
     return reply(500, 'INTERNAL', error.message);
   }
   return reply(500, 'INTERNAL', 'Internal error; the request id identifies it in the logs');

@@ -1,4 +1,5 @@
-import { JOB_FUNCTIONS, type JobFunction, type JobRecord, type JobStore } from '#shared/jobs';
+import { decodeCursorJson, decodeStartKey, InvalidCursorError, isStringRecord } from '#shared/job-cursor';
+import { JOB_FUNCTIONS, type JobFunction, type JobQueue, type JobRecord, type JobStore } from '#shared/jobs';
 import { ValidationError } from '#shared/errors';
 import type { HttpReply } from '#shared/middleware';
 import { parseRequest } from '#shared/validation';
@@ -23,27 +24,26 @@ export const listJobsSchema = z.lazy(() =>
       ),
       50,
     ),
-    cursor: z.optional(z.string()),
+    cursor: z.optional(
+      z.string({ error: 'must be the cursor of the previous answer' }).check(
+        z.minLength(1, { error: 'must not be empty: leave it out for the first page' }),
+      ),
+    ),
   }),
-);
-
-/** A decoded cursor: where each function's listing stopped; absent functions are finished. */
-const cursorSchema = z.lazy(() =>
-  z.object({ cursor: z.partialRecord(z.enum(JOB_FUNCTIONS as [JobFunction, ...JobFunction[]]), z.string()) }),
 );
 
 export async function listJobs(store: JobStore, query: Record<string, string | undefined> | undefined): Promise<HttpReply> {
   const request = parseRequest(listJobsSchema, query ?? {});
-  const startAt =
-    request.cursor === undefined ? undefined : parseRequest(cursorSchema, { cursor: decodeCursor(request.cursor) }).cursor;
-  const functions = request.function ? [request.function] : JOB_FUNCTIONS.filter((fn) => startAt === undefined || startAt[fn] !== undefined);
   const queue = request.state === 'pending' ? 'open' : 'failed';
+  const asked = request.function ? [request.function] : JOB_FUNCTIONS;
+  const startAt = request.cursor === undefined ? undefined : readCursor(request.cursor, asked, queue);
+  const functions = asked.filter((fn) => startAt === undefined || startAt[fn] !== undefined);
   const pages = await Promise.all(
     functions.map(async (fn) => ({ fn, page: await store.list(fn, queue, { limit: request.limit, cursor: startAt?.[fn] }) })),
   ).catch((error: unknown) => {
     // A cursor that was not made here cannot be read, or names no place in the index.
-    if (startAt && (error instanceof SyntaxError || (error as Error).name === 'ValidationException')) {
-      throw new ValidationError([{ field: 'cursor', message: 'is not a cursor from an earlier answer' }]);
+    if (startAt && (error instanceof InvalidCursorError || (error as Error).name === 'ValidationException')) {
+      throw cursorRefused();
     }
     throw error;
   });
@@ -58,13 +58,22 @@ export async function listJobs(store: JobStore, query: Record<string, string | u
   };
 }
 
-function decodeCursor(cursor: string): unknown {
-  try {
-    return JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-  } catch {
-    return undefined;
+/**
+ * Where each asked function's listing stopped: `cursor` is base64url JSON of `{function: store cursor}`, as the
+ * previous answer gave it for the same state and function. A function absent from it is finished.
+ */
+function readCursor(cursor: string, asked: readonly JobFunction[], queue: JobQueue): Partial<Record<JobFunction, string>> {
+  const decoded = decodeCursorJson(cursor);
+  const entries = isStringRecord(decoded) ? Object.entries(decoded) : [];
+  // An answer with nothing left to list carries no cursor: an empty one was not made here either.
+  if (entries.length === 0) throw cursorRefused();
+  for (const [fn, storeCursor] of entries) {
+    if (!asked.includes(fn as JobFunction) || !decodeStartKey(storeCursor, `${fn}#${queue}`)) throw cursorRefused();
   }
+  return decoded as Partial<Record<JobFunction, string>>;
 }
+
+const cursorRefused = () => new ValidationError([{ field: 'cursor', message: new InvalidCursorError().message }]);
 
 /** What a person needs to see of a job: never Jumdata's paid-for links (anyone holding them gets the files). */
 function present(job: JobRecord) {

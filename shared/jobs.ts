@@ -2,6 +2,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import type { LastError } from '#shared/errors';
+import { startKeyOf } from '#shared/job-cursor';
 
 /**
  * The durable record of every job that is running or did not finish: a download that ran out of time or met a
@@ -131,7 +132,7 @@ export class JobStore {
         ExpressionAttributeNames: { '#queue': 'queue' },
         ExpressionAttributeValues: { ':queue': `${fn}#${queue}`, ...(options.dueBy ? { ':dueBy': `${options.dueBy.toISOString()}$` } : {}) },
         Limit: options.limit,
-        ExclusiveStartKey: options.cursor ? (JSON.parse(Buffer.from(options.cursor, 'base64url').toString()) as Record<string, unknown>) : undefined,
+        ExclusiveStartKey: options.cursor ? startKeyOf(options.cursor, `${fn}#${queue}`) : undefined,
       }),
     );
     return {

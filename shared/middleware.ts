@@ -1,10 +1,10 @@
 import middy, { type MiddlewareObj } from '@middy/core';
-import httpJsonBodyParser from '@middy/http-json-body-parser';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { toErrorResponse, UnsupportedMediaTypeError, ValidationError } from '#shared/errors';
+import { failingProviderOf, PROVIDER_FAILED, toErrorResponse } from '#shared/errors';
 import { DEFER_CONCURRENCY, type DeferReport } from '#shared/job-lifecycle';
 import { logger } from '#shared/logger';
+import { readJsonBody } from '#shared/request-body';
 import { callLimiter } from '#shared/sweep';
 import * as z from '#shared/zod';
 
@@ -41,7 +41,10 @@ export function httpHandler(handle: (event: ParsedHttpEvent, context: Context) =
     });
 }
 
-/** Serialises replies as JSON, tags every answer with x-request-id, and turns any error into API.md's shape. */
+/**
+ * Serialises replies as JSON, tags every answer with x-request-id, and turns any error into the one error shape
+ * (README "The API", openapi.json's `Error`).
+ */
 function httpContract(): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> {
   const requestIdOf = (request: HttpRequest) => request.event.requestContext?.requestId ?? request.context.awsRequestId;
   const routeOf = (request: HttpRequest) => request.event.routeKey ?? request.event.rawPath;
@@ -56,43 +59,28 @@ function httpContract(): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxySt
       logger.info('request answered', { route: routeOf(request), statusCode: reply.statusCode });
     },
     onError: (request) => {
-      const { statusCode, body, headers } = toErrorResponse(fromBodyParser(request.error));
+      const { statusCode, body, headers } = toErrorResponse(request.error);
       const failure = { route: routeOf(request), statusCode, code: body.error.code, reason: body.error.message };
+      const provider = failingProviderOf(request.error);
       // A 4xx is the caller's mistake and fully described by the answer; only a 5xx needs the error and its stack.
-      if (statusCode >= 500) logger.error('request failed', { ...failure, error: request.error });
+      // ERROR is for what a person must look at: a provider's outage is a WARN, counted apart.
+      if (provider) logger.warn(PROVIDER_FAILED, { ...failure, provider });
+      else if (statusCode >= 500) logger.error('request failed', { ...failure, error: request.error });
       else logger.info('request refused', failure);
       request.response = toApiResult({ statusCode, body, headers }, requestIdOf(request));
     },
   };
 }
 
-/**
- * middy's JSON body parser for requests that carry a body (GET and HEAD do not), its errors translated into the
- * contract's 415 (not JSON) and 400 (bad JSON) in `fromBodyParser`.
- */
+/** Turns the body of a request that carries one (GET and HEAD do not) into its JSON value: shared/request-body.ts. */
 function jsonRequestBody(): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> {
-  const parser = httpJsonBodyParser() as MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>;
   return {
     before: (request) => {
       const method = request.event.requestContext?.http?.method;
       if (method === 'GET' || method === 'HEAD') return;
-      // Media types are case-insensitive; middy's check is not.
-      const headers = request.event.headers ?? {};
-      for (const name of Object.keys(headers)) {
-        if (name.toLowerCase() === 'content-type') headers[name] = headers[name]?.toLowerCase();
-      }
-      return parser.before?.(request);
+      (request.event as unknown as ParsedHttpEvent).body = readJsonBody(request.event);
     },
   };
-}
-
-function fromBodyParser(error: unknown): unknown {
-  const cause = (error as { cause?: { package?: string; data?: unknown } } | null)?.cause;
-  if (cause?.package !== '@middy/http-json-body-parser') return error;
-  if ((error as Error).message === 'Unsupported Media Type') {
-    return new UnsupportedMediaTypeError(typeof cause.data === 'string' ? cause.data : undefined);
-  }
-  return new ValidationError([{ field: 'body', message: 'must be a valid JSON document' }]);
 }
 
 function toApiResult(reply: HttpReply, requestId: string): APIGatewayProxyStructuredResultV2 {
@@ -212,7 +200,9 @@ async function runJob(handleJob: () => Promise<HttpReply>) {
   } catch (error) {
     const { statusCode, body } = toErrorResponse(error);
     const failure = { statusCode, code: body.error.code, reason: body.error.message };
-    if (statusCode >= 500) logger.error('job failed', { ...failure, error });
+    const provider = failingProviderOf(error);
+    if (provider) logger.warn(PROVIDER_FAILED, { ...failure, provider });
+    else if (statusCode >= 500) logger.error('job failed', { ...failure, error });
     else logger.warn('job refused', failure);
     return { statusCode, body };
   }

@@ -20,9 +20,10 @@ export interface RetryPolicy {
 }
 
 /**
- * Exponential backoff with "equal jitter": the delay doubles with each attempt up to the maximum, and a random half
- * of it is added, so that jobs that failed together (a provider outage) do not all come back together. Never sooner
- * than the provider asked (Retry-After).
+ * Exponential backoff with "equal jitter": a ceiling that doubles with each attempt (base, 2 × base, 4 × base...) up
+ * to the maximum, and a delay of half the ceiling plus a random part of the other half: between half the ceiling and
+ * the ceiling, never above the maximum. The random part keeps jobs that failed together (a provider outage) from all
+ * coming back together. Never sooner than the provider asked (Retry-After), even past the maximum.
  */
 export function backoffSeconds(attempts: number, policy: RetryPolicy, retryAfterSeconds = 0, random = Math.random): number {
   const ceiling = Math.min(policy.backoffMaxSeconds, policy.backoffBaseSeconds * 2 ** Math.max(0, attempts - 1));

@@ -55,6 +55,19 @@ export function identifierSchema(maxLength: number) {
   );
 }
 
+/**
+ * An invoice number (发票号码) or code (发票代码) as the tax bureau prints it: digits, and ASCII letters, which this
+ * API has always taken. Full-width and other scripts' digits look the same to a person but are other characters:
+ * WDT would store them as sent, and nothing would match them. `typeError` says what the field is for.
+ */
+export function invoiceNumberSchema(maxLength: number, { allowEmpty = false, typeError = 'must be a string' } = {}) {
+  return z.string({ error: typeError }).check(
+    ...(allowEmpty ? [] : [z.minLength(1, { error: 'must not be empty' })]),
+    z.maxLength(maxLength, { error: `must be at most ${maxLength} characters` }),
+    z.regex(/^[0-9A-Za-z]*$/, { error: 'must be ASCII digits and letters only' }),
+  );
+}
+
 /** Longest order number accepted; Nuonuo's own order numbers are far shorter, so anything longer is a mistake. */
 export const ORDER_NO_MAX_LENGTH = 64;
 
@@ -81,6 +94,30 @@ export function httpUrlSchema(maxLength: number) {
   );
 }
 
+/** The earliest issue date Jumdata is asked about: the product's floor. */
+export const EARLIEST_ISSUE_DATE = '2015-01-01';
+
+const CHINA_OFFSET_MS = 8 * 3600 * 1000; // UTC+8 all year
+
+/** Tomorrow's date in China, YYYY-MM-DD: a day of margin for an issuer whose clock runs ahead of ours. */
+export const latestIssueDate = (now = Date.now()) =>
+  new Date(now + CHINA_OFFSET_MS + 24 * 3600 * 1000).toISOString().slice(0, 10);
+
+/**
+ * An invoice's issue date: a real YYYY-MM-DD date from 2015-01-01 to tomorrow, China time. Jumdata bills every call,
+ * also one for a date no invoice can have. The last day is read at each parse: a schema outlives a day.
+ */
+export function issueDateSchema() {
+  const allowedRange = () => `must be from ${EARLIEST_ISSUE_DATE} to ${latestIssueDate()} (tomorrow, China time)`;
+  return z.iso.date({ error: 'must be a date as YYYY-MM-DD' }).check(
+    // ISO dates compare as text; only a well-formed date is compared (an empty one is not skipped by default).
+    z.refine((value) => value >= EARLIEST_ISSUE_DATE && value <= latestIssueDate(), {
+      error: allowedRange,
+      when: (payload) => payload.issues.length === 0,
+    }),
+  );
+}
+
 /** Parses `input` with `schema` or throws a ValidationError naming every bad field. */
 export function parseRequest<T extends z.ZodMiniType>(schema: T, input: unknown): z.output<T> {
   const result = schema.safeParse(input);
@@ -89,25 +126,13 @@ export function parseRequest<T extends z.ZodMiniType>(schema: T, input: unknown)
 }
 
 function toFieldProblems(error: z.core.$ZodError): FieldProblem[] {
-  return error.issues.map((issue) => ({
+  // A value of the wrong type gets its type's message alone: length checks also read arrays ("must not be empty").
+  const fieldOf = (issue: z.core.$ZodIssue) => issue.path.join('.');
+  const mistyped = new Set(error.issues.filter((issue) => issue.code === 'invalid_type').map(fieldOf));
+  const issues = error.issues.filter((issue) => issue.code === 'invalid_type' || !mistyped.has(fieldOf(issue)));
+  return issues.map((issue) => ({
     field: issue.path.length > 0 ? issue.path.join('.') : 'body',
     message: issue.path.length > 0 ? issue.message : 'must be a JSON object',
   }));
 }
 
-/** The first day an issue date may name: e-invoices (and Jumdata's archive) begin after it. */
-const EARLIEST_ISSUE_DATE = '2015-01-01';
-
-/** Today's date in China (UTC+8), as YYYY-MM-DD, `days` later. */
-function chinaDate(days = 0, now = Date.now()): string {
-  return new Date(now + 8 * 3600 * 1000 + days * 86_400_000).toISOString().slice(0, 10);
-}
-
-/** An invoice's issue date: a real date from 2015-01-01 to tomorrow in China; anything else never reaches Jumdata. */
-export function issueDateSchema() {
-  return z.iso.date({ error: 'must be a date as YYYY-MM-DD' }).check(
-    z.refine((value) => value >= EARLIEST_ISSUE_DATE && value <= chinaDate(1), {
-      error: `must be a date from ${EARLIEST_ISSUE_DATE} to tomorrow (China time)`,
-    }),
-  );
-}

@@ -31,7 +31,7 @@ export function durableLink(baseUrl: string, key: string, taxNum: string, invoic
 export const fileLinkSchema = z.lazy(() =>
   z.object({
     taxNum: taxNumSchema(false),
-    invoiceNo: z.string().check(z.regex(/^(\d{20}|\d{8})$/, { error: 'must be 20 digits (数电) or 8 digits' })),
+    invoiceNo: z.string({ error: 'is required and must be a string' }).check(z.regex(/^(\d{20}|\d{8})$/, { error: 'must be 20 digits (数电) or 8 digits' })),
     kind: z.enum(['pdf', 'ofd', 'xml'], { error: "must be 'pdf', 'ofd' or 'xml'" }),
     sig: z.string({ error: 'is required: use the link from a download response' }).check(z.minLength(1)),
   }),

@@ -1,16 +1,23 @@
 import { jobLifecycle, type LifecycleSettings } from '#shared/job-lifecycle';
 import type { InvoiceStatus, WdtClient } from '#shared/providers/wdt';
-import { freeTextSchema, httpUrlSchema, identifierSchema, parseRequest } from '#shared/validation';
+import { freeTextSchema, httpUrlSchema, identifierSchema, invoiceNumberSchema, parseRequest } from '#shared/validation';
 import * as z from '#shared/zod';
 
 /** Lengths from WDT's vip_invoice_info_update document (varchar, in characters). */
 const LIMITS = { invoiceNo: 20, invoiceNoOut: 40, invoiceCode: 20, errorInfo: 255, filePath: 1024 } as const;
 
-/** An empty optional field means "not given", as WDT treats it. */
+/** An empty optional field means "not given", as WDT treats it; null is empty. */
 const optional = <T extends z.ZodMiniType>(schema: T) =>
   z.pipe(
     z.transform((value: unknown): unknown => (value === '' || value === null ? undefined : value)),
     z.optional(schema),
+  );
+
+/** A field WDT requires but that may be empty: null and absent are sent empty. */
+const emptyByDefault = (schema: z.ZodMiniType<string>) =>
+  z.pipe(
+    z.transform((value: unknown): unknown => (value === null ? undefined : value)),
+    z._default(schema, ''),
   );
 
 /** Built at the first request (z.lazy), not at import: see shared/zod.ts. */
@@ -19,9 +26,14 @@ export const erpUpdateRequestSchema = z.lazy(() =>
     .object({
       invoiceNo: identifierSchema(LIMITS.invoiceNo),
       status: z._default(z.union([z.literal(65), z.literal(75), z.literal(80)], { error: 'must be 65, 75 or 80' }), 80),
-      invoiceNoOut: optional(identifierSchema(LIMITS.invoiceNoOut)),
+      invoiceNoOut: optional(invoiceNumberSchema(LIMITS.invoiceNoOut)),
       // WDT requires the field, but 数电 invoices have no invoice code: empty is allowed and sent empty.
-      invoiceCode: z._default(z.union([z.literal(''), identifierSchema(LIMITS.invoiceCode)]), ''),
+      invoiceCode: emptyByDefault(
+        invoiceNumberSchema(LIMITS.invoiceCode, {
+          allowEmpty: true,
+          typeError: 'must be a string, empty when the invoice has no code (数电)',
+        }),
+      ),
       errorInfo: optional(freeTextSchema(LIMITS.errorInfo)),
       filePath: optional(httpUrlSchema(LIMITS.filePath)),
     })

@@ -135,7 +135,8 @@ export async function startFw199Sandbox(options: Fw199SandboxOptions = {}): Prom
 
 /**
  * The gateway's own check, written apart from the product's signer on purpose: the sandbox is an independent
- * second reading of PROVIDERS.md §1, so a mistake in one shows up against the other.
+ * second reading of the vendor's signing rule (checked against its SDK's vectors, test/unit/fw199-signing.test.ts),
+ * so a mistake in one shows up against the other.
  */
 function gatewaySign(fields: Record<string, string>, appSecret: string): string {
   let text = appSecret;

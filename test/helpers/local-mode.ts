@@ -35,12 +35,12 @@ export function useLocalMode(
     await state.local?.close();
   });
 
-  /** POSTs `body` (JSON unless a string is given) to local mode and returns the status, request id and JSON answer. */
+  /** POSTs `body` (JSON unless a string or bytes are given) to local mode and returns the status, request id and JSON answer. */
   async function post(path: string, body: unknown, contentType = 'application/json') {
     const response = await fetch(`${state.local.url}${path}`, {
       method: 'POST',
       headers: { 'content-type': contentType },
-      body: typeof body === 'string' ? body : JSON.stringify(body),
+      body: typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body),
     });
     // The tests read arbitrary JSON answers.
     const answer = (await response.json()) as any;

@@ -686,12 +686,12 @@ describe('the production settings of the configuration', () => {
       const filters = Object.values(
         template.findResources('AWS::Logs::MetricFilter', { Properties: { LogGroupName: { Ref: properties.LoggingConfig.LogGroup.Ref } } }),
       );
-      expect(filters.map((filter) => filter.Properties), name).toEqual([
+      expect(filters.map((filter) => filter.Properties), name).toContainEqual(
         expect.objectContaining({
           FilterPattern: '{ $.level = "ERROR" }',
           MetricTransformations: [{ MetricNamespace: 'EinvoiceBridge/Test', MetricName: `${name}-logged-errors`, MetricValue: '1' }],
         }),
-      ]);
+      );
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         Namespace: 'EinvoiceBridge/Test',
         MetricName: `${name}-logged-errors`,
@@ -707,6 +707,27 @@ describe('the production settings of the configuration', () => {
       Statistic: 'Sum',
       Threshold: 1,
     });
+  });
+
+  it("counts each function's provider failures (its WARN 'provider failed' lines) as ProviderFailures by provider, with no alarm", () => {
+    for (const name of JOB_FUNCTIONS) {
+      // Prepare
+      const { properties } = functionNamed(name);
+      // Act
+      const filters = Object.values(
+        template.findResources('AWS::Logs::MetricFilter', { Properties: { LogGroupName: { Ref: properties.LoggingConfig.LogGroup.Ref } } }),
+      ).map((filter) => filter.Properties);
+      // Assess
+      expect(filters, name).toHaveLength(2);
+      expect(filters, name).toContainEqual({
+        LogGroupName: { Ref: properties.LoggingConfig.LogGroup.Ref },
+        FilterPattern: '{ ($.level = "WARN") && ($.message = "provider failed") }',
+        MetricTransformations: [
+          { MetricNamespace: 'EinvoiceBridge/Test', MetricName: 'ProviderFailures', MetricValue: '1', Dimensions: [{ Key: 'provider', Value: '$.provider' }] },
+        ],
+      });
+    }
+    expect(template.findResources('AWS::CloudWatch::Alarm', { Properties: { MetricName: 'ProviderFailures' } })).toEqual({});
   });
 
   it('mails every alarm only when an address is configured, through a topic CloudWatch may publish to', () => {

@@ -206,6 +206,19 @@ describe('POST /download: what Jumdata refuses', () => {
   });
 });
 
+describe('POST /download: issue dates no invoice can have', () => {
+  it.each(['0000-01-01', '2014-12-31', '2099-01-01'])('answers 400 naming issueDate for %s, with no billed call', async (issueDate) => {
+    // Prepare
+    const invoiceNo = '24312990000000000515';
+    // Act
+    const answer = await post('/download', { taxNum, invoiceNo, issueDate, direction: 'sales' });
+    // Assess
+    expect(answer.status).toBe(400);
+    expect(answer.body.error.details).toEqual([{ field: 'issueDate', message: expect.stringMatching(/^must be from 2015-01-01 to \d{4}-\d{2}-\d{2} \(tomorrow, China time\)$/) }]);
+    expect(jumdata().billedCallsFor(invoiceNo)).toBe(0);
+  });
+});
+
 describe('POST /download: files that cannot be mirrored leave nothing behind', () => {
   it.each([
     ['a truncated file', INVOICES.truncatedFile, 'the ofd transfer broke off'],

@@ -101,6 +101,20 @@ describe('POST /erp-update through local mode', () => {
     expect(sandbox().received.length).toBe(callsBefore);
   });
 
+  it('refuses full-width digits in invoiceNoOut and invoiceCode, and makes no WDT call', async () => {
+    // Prepare
+    const callsBefore = sandbox().received.length;
+    // Act
+    const answer = await post('/erp-update', { invoiceNo: 'DZ-WIDE-1', status: 80, invoiceNoOut: '２４３１２０００００００２２６６９０９８', invoiceCode: '０３３００２３００１１１' });
+    // Assess
+    expect(answer.status).toBe(400);
+    expect(answer.body.error.details).toEqual([
+      { field: 'invoiceNoOut', message: 'must be ASCII digits and letters only' },
+      { field: 'invoiceCode', message: 'must be ASCII digits and letters only' },
+    ]);
+    expect(sandbox().received.length).toBe(callsBefore);
+  });
+
   it('takes a scheduled batch of updates and reports each one', async () => {
     const { handler } = await import('../../functions/erp-update/handler.ts');
     const jobs = [

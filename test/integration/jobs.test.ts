@@ -318,6 +318,46 @@ describe('GET /jobs', () => {
     }
   });
 
+  it('refuses every malformed or foreign cursor with a 400 naming cursor, and logs no error', async () => {
+    // Prepare: a real cursor, of the failed ERP updates
+    for (const n of [1, 2]) await post('/erp-update', { invoiceNo: `DZ-CURSOR-${n}`, status: 75 });
+    const real = (await get('/jobs?state=failed&function=erp-update&limit=1')).body.cursor as string;
+    expect(real).toEqual(expect.any(String));
+    const outer = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const inner = JSON.parse(Buffer.from(real, 'base64url').toString())['erp-update'] as string;
+    const key = JSON.parse(Buffer.from(inner, 'base64url').toString()) as Record<string, string>;
+    const cases = [
+      ['a JSON null per function', 'state=pending&cursor=eyJyZXRyeSI6ICJiblZzYkEifQ'],
+      ['an empty cursor', 'state=pending&cursor='],
+      ['bad base64', 'state=pending&cursor=%2B%2F%3D%3D'],
+      ['base64 that is not JSON', `state=pending&cursor=${Buffer.from('{"retry":').toString('base64url')}`],
+      ['JSON null', `state=pending&cursor=${outer(null)}`],
+      ['a JSON array', `state=pending&cursor=${outer(['x'])}`],
+      ['an empty JSON object', `state=pending&cursor=${outer({})}`],
+      ['an unknown function', `state=pending&cursor=${outer({ invoice: inner })}`],
+      ['a number for a function', `state=pending&cursor=${outer({ retry: 1 })}`],
+      ['an inner cursor that is not base64 JSON', `state=pending&cursor=${outer({ retry: '!!' })}`],
+      ['an inner key of the wrong shape', `state=failed&cursor=${outer({ 'erp-update': outer({ pk: 1 }) })}`],
+      ['an inner key with an extra attribute', `state=failed&cursor=${outer({ 'erp-update': outer({ ...key, x: 'y' }) })}`],
+      ['an inner key with a null attribute', `state=failed&cursor=${outer({ 'erp-update': outer({ ...key, dueAt: null }) })}`],
+      ['a failed-jobs cursor asked of pending jobs', `state=pending&cursor=${real}`],
+      ["another function's cursor", `state=failed&function=retry&cursor=${real}`],
+      ["a cursor moved to another function's place", `state=failed&cursor=${outer({ download: inner })}`],
+    ] as const;
+    const errorsBefore = state.logged.filter((line) => line.includes('"level":"ERROR"')).length;
+    for (const [label, query] of cases) {
+      // Act
+      const answer = await get(`/jobs?${query}`);
+      // Assess
+      expect(answer.status, label).toBe(400);
+      expect(answer.body.error.code, label).toBe('VALIDATION_FAILED');
+      expect(answer.body.error.details, label).toEqual([{ field: 'cursor', message: expect.stringMatching(/^(?!Invalid input)/) }]);
+    }
+    expect(state.logged.filter((line) => line.includes('"level":"ERROR"')).length).toBe(errorsBefore);
+    // The real cursor still works where it belongs
+    expect((await get(`/jobs?state=failed&function=erp-update&limit=1&cursor=${real}`)).status).toBe(200);
+  });
+
   it('pages through the jobs with its cursor', async () => {
     // Prepare: three failed ERP updates
     for (const n of [1, 2, 3]) await post('/erp-update', { invoiceNo: `DZ-PAGED-${n}`, status: 75 });

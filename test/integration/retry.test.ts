@@ -124,6 +124,40 @@ describe('POST /retry through local mode', () => {
     expect(sandbox().received.length).toBe(callsBefore);
   });
 
+  it('answers 400 for a body that is not valid UTF-8, and the gateway receives no call', async () => {
+    // Prepare: RAW-1 followed by the bytes FF FE, which no UTF-8 text holds
+    const callsBefore = sandbox().received.length;
+    const bytes = Buffer.concat([Buffer.from(`{"taxNum":"${taxNum}","orderNo":"RAW-1`), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]);
+    // Act
+    const answer = await postRetry(bytes);
+    // What a gateway that decodes with replacement leaves of them: U+FFFD, sent as UTF-8
+    const replaced = await postRetry(`{"taxNum":"${taxNum}","orderNo":"RAW-1\uFFFD\uFFFD"}`);
+    // Assess
+    for (const refused of [answer, replaced]) {
+      expect(refused.status).toBe(400);
+      expect(refused.body.error).toMatchObject({ code: 'VALIDATION_FAILED', details: [{ field: 'body', message: 'is not valid UTF-8' }] });
+    }
+    expect(sandbox().received.length).toBe(callsBefore);
+  });
+
+  it('reads application/json with whitespace around ; and any case, and refuses a charset other than UTF-8 with 415', async () => {
+    // Prepare
+    const callsBefore = sandbox().received.length;
+    const body = { taxNum, orderNo: '20240122150518179382' };
+    // Act
+    const spaced = await postRetry(body, 'application/json ; charset=utf-8');
+    const shouted = await postRetry(body, 'Application/JSON;Charset="UTF-8"');
+    const latin1 = await postRetry(body, 'application/json; charset=latin1');
+    // Assess
+    expect([spaced.status, shouted.status]).toEqual([202, 202]);
+    expect(latin1.status).toBe(415);
+    expect(latin1.body.error).toEqual({
+      code: 'UNSUPPORTED_MEDIA_TYPE',
+      message: "Content-Type charset must be UTF-8 (or left out), got 'application/json; charset=latin1'",
+    });
+    expect(sandbox().received.length).toBe(callsBefore + 2);
+  });
+
   it('answers 404 in the error shape for a route that does not exist', async () => {
     const response = await fetch(`${state.local.url}/nothing`, { method: 'POST' });
     expect(response.status).toBe(404);
@@ -278,7 +312,7 @@ describe('secrets in local mode', () => {
     );
     const everything = state.logged.join('') + JSON.stringify(answers);
     expect(state.logged.some((line) => line.includes('"request answered"'))).toBe(true);
-    expect(state.logged.some((line) => line.includes('"request failed"'))).toBe(true);
+    expect(state.logged.some((line) => line.includes('"provider failed"'))).toBe(true);
     expect(everything).not.toContain(FW199_SANDBOX_CREDENTIALS.appSecret);
   });
 });

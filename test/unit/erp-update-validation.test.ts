@@ -60,9 +60,30 @@ describe('erp-update request validation', () => {
     ['a javascript: filePath', { filePath: 'javascript:alert(1)' }, 'filePath', 'must be an absolute http(s) URL'],
     ['a filePath of 1025 characters', { filePath: `https://e.com/${'a'.repeat(1011)}` }, 'filePath', 'must be at most 1024 characters'],
     ['an invoiceNo with a space', { invoiceNo: 'DZ 1' }, 'invoiceNo', 'must not contain whitespace, control characters or emoji'],
-    ['an invoiceNoOut with an emoji', { invoiceNoOut: '2431😀' }, 'invoiceNoOut', 'must not contain whitespace, control characters or emoji'],
+    ['an invoiceNoOut with an emoji', { invoiceNoOut: '2431😀' }, 'invoiceNoOut', 'must be ASCII digits and letters only'],
+    ['an invoiceNoOut of full-width digits', { invoiceNoOut: '２４３１２０００００００２２６６９０９８' }, 'invoiceNoOut', 'must be ASCII digits and letters only'],
+    ['an invoiceNoOut of Arabic-Indic digits', { invoiceNoOut: '٢٤٣١٢٠٠٠' }, 'invoiceNoOut', 'must be ASCII digits and letters only'],
+    ['an invoiceNoOut of Devanagari digits', { invoiceNoOut: '२४३१२०००' }, 'invoiceNoOut', 'must be ASCII digits and letters only'],
+    ['an invoiceNoOut with a hyphen', { invoiceNoOut: '2431-2000' }, 'invoiceNoOut', 'must be ASCII digits and letters only'],
+    ['an invoiceCode of full-width digits', { invoiceCode: '０３３００２３００１１１' }, 'invoiceCode', 'must be ASCII digits and letters only'],
+    ['an invoiceCode with a full-width letter', { invoiceCode: '０３３Ａ' }, 'invoiceCode', 'must be ASCII digits and letters only'],
+    ['an invoiceCode with a tab', { invoiceCode: '0\t1' }, 'invoiceCode', 'must be ASCII digits and letters only'],
   ])('names the field for %s', (_case, change, field, message) => {
     expect(problems({ ...success, ...change })).toEqual([{ field, message }]);
+  });
+
+  it('accepts the invoice numbers and codes of every invoice kind: digits, and ASCII letters', () => {
+    // Prepare
+    const valid = [
+      { invoiceNoOut: '24312000000022669098', invoiceCode: '' },
+      { invoiceNoOut: '00012345', invoiceCode: '033002300111' },
+      { invoiceNoOut: '12345678', invoiceCode: '1100153130' },
+      { invoiceNoOut: 'A1B2c3', invoiceCode: 'Z9' },
+    ];
+    // Act
+    const parsed = valid.map((fields) => parseRequest(erpUpdateRequestSchema, { ...success, ...fields }));
+    // Assess
+    expect(parsed.map(({ invoiceNoOut, invoiceCode }) => ({ invoiceNoOut, invoiceCode }))).toEqual(valid);
   });
 
   it('counts length in characters: 255 Chinese characters or emoji are allowed in errorInfo', () => {

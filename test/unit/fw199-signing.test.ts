@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { rebillingForm, signFw199 } from '#shared/providers/fw199';
 
-// Vectors F1-F3 from PROVIDERS.md §1, computed with the vendor's own SDK.
+// Vectors F1-F3, computed with the vendor's own SDK.
 const appSecret = 'testsecret';
 const f1 = {
   appid: 'testappid',

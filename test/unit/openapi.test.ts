@@ -217,6 +217,8 @@ const bodyRoutes = [
       ['no invoiceNo', { status: 75 }],
       ['an invoiceNo with a space', { invoiceNo: 'DZ 1', status: 75 }],
       ['an invoiceCode with a tab', { invoiceNo: 'DZ1', status: 75, invoiceCode: '0\t1' }],
+      ['an invoiceNoOut of full-width digits', { invoiceNo: 'DZ1', status: 80, invoiceNoOut: '２４３１２０００' }],
+      ['an invoiceCode of 21 digits', { invoiceNo: 'DZ1', status: 75, invoiceCode: '0'.repeat(21) }],
       ['an errorInfo sent as a number', { invoiceNo: 'DZ1', status: 75, errorInfo: 42 }],
       ['a filePath with a space', { invoiceNo: 'DZ1', status: 75, filePath: 'https://e.com/a b.pdf' }],
     ],
@@ -229,6 +231,7 @@ const bodyRoutes = [
     documentOnly: [
       ['an empty invoiceNoOut', { invoiceNo: 'DZ1', status: 75, invoiceNoOut: '' }],
       ['a null errorInfo', { invoiceNo: 'DZ1', status: 75, errorInfo: null }],
+      ['a null invoiceCode', { invoiceNo: 'DZ1', status: 75, invoiceCode: null }],
     ],
   },
   {
@@ -245,6 +248,8 @@ const bodyRoutes = [
     ],
     handlerOnly: [
       ['an 18-character tax number with a wrong check character', { taxNum: '91310117568051222Y', invoiceNo, issueDate: '2024-04-25', direction: 'sales' }],
+      ['an issue date before 2015', { taxNum, invoiceNo, issueDate: '2014-12-31', direction: 'sales' }],
+      ['an issue date after tomorrow', { taxNum, invoiceNo, issueDate: '2099-01-01', direction: 'sales' }],
     ],
     documentOnly: [],
   },
@@ -466,7 +471,7 @@ describe('the answer schemas', () => {
     expectDocumented(route, answer);
   });
 
-  it("describe API.md's error shape", () => {
+  it("describe the README's error shape", () => {
     const body = {
       error: {
         code: 'VALIDATION_FAILED',

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { invoiceUpdateForm, replaceNonBmp, signWdt, wdtSigningText } from '#shared/providers/wdt';
 
-// W1 and W2 from PROVIDERS.md §2, computed with WDT's own SDK.
+// W1 and W2, computed with WDT's own SDK.
 const appSecret = '12345';
 const publicFields = { sid: 'apidevnew2', appkey: 'test2-xx', timestamp: '1705907118' };
 const w1 = {
