@@ -25,8 +25,8 @@ export type Outcome<R> =
 /** What an attempt knows of its job, and the one way it writes to the record. */
 export interface Attempt<S> {
   attempts: number;
-  /** The record existed before this attempt: an earlier one may have left work behind. */
-  resumed: boolean;
+  /** The job was taken over from an invocation that died holding it (its lease lapsed): it may have left work behind. */
+  afterDeadAttempt: boolean;
   /** What the record keeps now: earlier attempts' state, and what this one kept. */
   readonly kept: Partial<S>;
   keep(change: Partial<S>): Promise<void>;
@@ -83,7 +83,8 @@ export function jobLifecycle<Q, R, S extends object>(settings: LifecycleSettings
     const first = options.held ? await takeOverHeld(request, options) : await claimNew(request, key, options);
     if ('outcome' in first) return first.outcome;
     if ('claimed' in first) return attempt(request, first.claimed, options);
-    // A record written since this request began is a concurrent claimant's: its outcome is ours too.
+    // A record settled since this request began was settled by a concurrent claimant (a request, a batch or a
+    // sweep): its outcome is ours too. The clocks are the Lambdas', kept within milliseconds of each other by AWS.
     const concurrent = first.record !== undefined && Date.parse(first.record.value.updatedAt) >= startedAt;
     const waitUntil = startedAt + (options.mode === 'sweep' ? 0 : settings.waitMs);
     return decide(request, key, first.record, options, { waitUntil, waited: concurrent });
@@ -93,12 +94,11 @@ export function jobLifecycle<Q, R, S extends object>(settings: LifecycleSettings
 
   /** The first look: the claim is the create itself, and the archive is read beside it. */
   async function claimNew(request: Q, key: string, options: RunOptions): Promise<Step> {
-    const [created, found] = await Promise.all([store.create(claimValue(request, key, undefined, options)), spec.find?.(request)]);
-    if (found !== undefined) {
-      if (created) await release(created);
-      return { outcome: { kind: 'done', result: found, replayed: true } };
-    }
-    if (created) return { claimed: { held: created, resumed: false } };
+    const claim = store.create(claimValue(request, key, undefined, options));
+    const opened = await openBeside(claim, request);
+    if (opened) return opened;
+    const created = await claim;
+    if (created) return { claimed: { held: created, afterDeadAttempt: false } };
     return { record: await store.get(fn, key) };
   }
 
@@ -106,12 +106,29 @@ export function jobLifecycle<Q, R, S extends object>(settings: LifecycleSettings
   async function takeOverHeld(request: Q, options: RunOptions): Promise<Step> {
     const held = options.held!;
     if (isLeaseLive(held.value)) return { outcome: busy(held.value) };
-    const [claimed, found] = await Promise.all([tryReplace(held, claimValue(request, held.value.key, held.value, options)), spec.find?.(request)]);
-    if (found !== undefined) {
-      if (claimed) await release(claimed);
-      return { outcome: { kind: 'done', result: found, replayed: true } };
+    const claim = tryReplace(held, claimValue(request, held.value.key, held.value, options));
+    const opened = await openBeside(claim, request);
+    if (opened) return opened;
+    const claimed = await claim;
+    return claimed ? { claimed: { held: claimed, afterDeadAttempt: held.value.state === 'running' } } : { outcome: busy(held.value) };
+  }
+
+  /**
+   * The archive read beside a claim: a result found is the answer, whatever became of the claim (released if it was
+   * taken). A read that failed gives a taken claim back, due at once, so that no lease is left without a worker.
+   */
+  async function openBeside(claim: Promise<Held<JobRecord> | undefined>, request: Q): Promise<Step | undefined> {
+    const [claimed, found] = await Promise.allSettled([claim, spec.find?.(request)]);
+    const held = claimed.status === 'fulfilled' ? claimed.value : undefined;
+    if (found.status === 'fulfilled' && found.value !== undefined) {
+      if (held) await release(held);
+      return { outcome: { kind: 'done', result: found.value, replayed: true } };
     }
-    return claimed ? { claimed: { held: claimed, resumed: true } } : { outcome: busy(held.value) };
+    if (found.status === 'rejected') {
+      if (held) await giveBack(held, found.reason);
+      throw found.reason;
+    }
+    return undefined;
   }
 
   /**
@@ -123,7 +140,7 @@ export function jobLifecycle<Q, R, S extends object>(settings: LifecycleSettings
     let current = seen;
     for (let reads = 0; ; reads++) {
       const record = current?.value;
-      const replayable = record && record.state !== 'running' && (waited || (options.runId !== undefined && record.lastRunId === options.runId));
+      const replayable = record !== undefined && isReplayable(record, request, options, waited);
       const replayed = replayable ? await replay(request, record) : undefined;
       if (replayed) return replayed;
       if (current && (isLeaseLive(current.value) || replayable)) {
@@ -135,11 +152,37 @@ export function jobLifecycle<Q, R, S extends object>(settings: LifecycleSettings
         const claimed = current
           ? await tryReplace(current, claimValue(request, key, current.value, options))
           : await store.create(claimValue(request, key, undefined, options));
-        if (claimed) return attempt(request, { held: claimed, resumed: current !== undefined }, options);
+        if (claimed) return attemptTakenOver(request, claimed, current?.value, options);
       }
       waited = true; // from here on, whoever wrote the record did so while we looked: its outcome is ours
       current = await store.get(fn, key);
     }
+  }
+
+  /**
+   * Whether a record's outcome is this request's answer: it ended, it was attempted (not only deferred by a batch),
+   * it was this very request (an older, other request to the same job is not answered for a newer one: the newest
+   * wins), and either this request waited for it or it is the same scheduled run delivered twice.
+   */
+  function isReplayable(record: JobRecord, request: Q, options: RunOptions, waited: boolean): boolean {
+    if (record.state === 'running' || record.lastError?.code === NOT_STARTED) return false;
+    const sameRun = options.runId !== undefined && record.lastRunId === options.runId;
+    return (waited || sameRun) && sameRequest(record.request, request);
+  }
+
+  /**
+   * Runs a job taken over from a record that was there. A done one may have just been finished by a holder whose
+   * result was not yet readable: the archive is read once more before anything is done again.
+   */
+  async function attemptTakenOver(request: Q, claimed: Held<JobRecord>, previous: JobRecord | undefined, options: RunOptions): Promise<Outcome<R>> {
+    if (previous?.state === 'done' && spec.find) {
+      const found = await spec.find(request);
+      if (found !== undefined) {
+        await release(claimed);
+        return { kind: 'done', result: found, replayed: true };
+      }
+    }
+    return attempt(request, { held: claimed, afterDeadAttempt: previous?.state === 'running' }, options);
   }
 
   /** The outcome a record holds, given again: its result, or the recorded answer of its failure; none if unreadable. */
@@ -194,7 +237,7 @@ export function jobLifecycle<Q, R, S extends object>(settings: LifecycleSettings
 
   interface Claimed {
     held: Held<JobRecord>;
-    resumed: boolean;
+    afterDeadAttempt: boolean;
   }
 
   /** Runs the attempt on the claimed record and settles it; the record's writes are chained, one at a time. */
@@ -210,7 +253,7 @@ export function jobLifecycle<Q, R, S extends object>(settings: LifecycleSettings
     };
     const job: Attempt<S> = {
       attempts: held.value.attempts,
-      resumed: claimed.resumed,
+      afterDeadAttempt: claimed.afterDeadAttempt,
       get kept() {
         return held.value as unknown as Partial<S>;
       },
@@ -272,6 +315,13 @@ export function jobLifecycle<Q, R, S extends object>(settings: LifecycleSettings
     await settle(() => store.replace(held, { ...held.value, state: 'done', leaseUntil: undefined, workUntil: undefined, updatedAt: new Date().toISOString() }), held.value.key);
   }
 
+  /** A claim whose work could not begin (the archive could not be read): pending and due now, for the next try. */
+  async function giveBack(held: Held<JobRecord>, reason: unknown) {
+    const now = new Date().toISOString();
+    const change = { state: 'pending' as const, leaseUntil: undefined, workUntil: undefined, nextAttemptAt: now, lastError: lastErrorOf(reason), updatedAt: now };
+    await settle(() => store.replace(held, { ...held.value, ...change }), held.value.key);
+  }
+
   /** A settling write that fails (the lease was taken over, the table throttled) leaves the job to the sweep. */
   async function settle(writeOutcome: () => Promise<unknown>, key: string) {
     try {
@@ -325,6 +375,21 @@ interface DeferredJob {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The code of a job a batch deferred without attempting it. */
+const NOT_STARTED = 'NOT_STARTED';
+
+/** Two requests are the same when their JSON is, whatever the order of their keys (a stored map keeps none). */
+export function sameRequest(a: unknown, b: unknown): boolean {
+  return canonicalJson(a) === canonicalJson(b);
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
+  return `{${entries.sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+}
 const dateOf = (iso: string | undefined) => (iso ? new Date(iso) : undefined);
 
 /** Deferred jobs written at once, at most: conditional writes, so none overwrites a job a sweep just claimed. */
@@ -361,7 +426,7 @@ async function deferJob(store: JobStore, fn: JobFunction, key: string, request: 
       state: 'pending',
       attempts: unfinished ? current.attempts : 0,
       nextAttemptAt: now,
-      lastError: { code: 'NOT_STARTED', message: 'the scheduled batch ran out of time before this job', statusCode: 202 },
+      lastError: { code: NOT_STARTED, message: 'the scheduled batch ran out of time before this job', statusCode: 202 },
       createdAt: unfinished ? current.createdAt : now,
       updatedAt: now,
     };

@@ -11,7 +11,7 @@ import type { HttpReply } from '#shared/middleware';
 export interface Presenter<R> {
   done(result: R, replayed: boolean): HttpReply | Promise<HttpReply>;
   /** The answer of a pending job, where its route has one of its own (the download's 202); else its error. */
-  pending?(reason: unknown, notBefore: Date | undefined): HttpReply | undefined;
+  pending?(reason: unknown): HttpReply | undefined;
   /** The answer while another invocation holds the job, where its route has one; else 409 JOB_IN_PROGRESS. */
   busy?(retryAfterSeconds: number): HttpReply | undefined;
 }
@@ -21,7 +21,7 @@ export async function replyOf<R>(outcome: Outcome<R>, presenter: Presenter<R>): 
     case 'done':
       return presenter.done(outcome.result, outcome.replayed);
     case 'pending': {
-      const reply = presenter.pending?.(outcome.reason, outcome.notBefore);
+      const reply = presenter.pending?.(outcome.reason);
       if (reply) return reply;
       throw outcome.reason;
     }

@@ -49,7 +49,7 @@ export interface DownloadDeps {
  * Input: `{taxNum, invoiceNo, issueDate, direction}` · Output: the job's outcome, done with the archived invoice
  *  1. Claim the invoice's job, reading the archive beside the claim: a mirrored invoice is answered from there
  *  2. Take Jumdata's answer kept by an earlier attempt, or buy it (once) and keep it (buy-answer.ts); an attempt that
- *     takes over from a dead one first removes what that one left
+ *     takes over from one that died holding the job first removes what that one may have left
  *  3. Stream the three files into S3 and lock them; invoice.json last, beside the record's done (archive.ts)
  * Another request at work on the same invoice is waited for briefly, and its outcome answered.
  */
@@ -62,7 +62,7 @@ export function downloadInvoice(deps: DownloadDeps) {
     const budget = new AbortController();
     const timer = setTimeout(() => budget.abort(new TimeBudgetExhausted()), Math.max(0, job.deadline - Date.now()));
     try {
-      const [bought, cleaned] = await Promise.allSettled([answerOnce(query, job, deps), job.resumed ? archive.removeLeftovers(query) : undefined]);
+      const [bought, cleaned] = await Promise.allSettled([answerOnce(query, job, deps), job.afterDeadAttempt ? archive.removeLeftovers(query) : undefined]);
       if (bought.status === 'rejected') throw bought.reason;
       if (cleaned.status === 'rejected') throw cleaned.reason;
       // The answer is kept while the files stream; a failure is judged on the record as kept (asJobError).

@@ -33,7 +33,8 @@ const answer = (input: unknown, runId?: string) => answerErpUpdate(erp, input, {
 export const handler = lambdaEntry(
   httpHandler((event) => answer(event.body)),
   batchHandler((job, _context, runId) => answer(job, runId), {
-    jobTimeoutMs,
+    // A batch's job may first wait for another invocation holding it.
+    jobTimeoutMs: jobTimeoutMs + config.JOB_WAIT_MS,
     callsPerMinute: settings.callsPerMinute,
     defer: (jobs, deadline) => erp.defer(jobs, deadline, erp.parse),
   }),

@@ -35,7 +35,8 @@ const answer = (input: unknown, runId?: string) => answerRetry(retry, input, { t
 export const handler = lambdaEntry(
   httpHandler((event) => answer(event.body)),
   batchHandler((job, _context, runId) => answer(job, runId), {
-    jobTimeoutMs,
+    // A batch's job may first wait for another invocation holding it.
+    jobTimeoutMs: jobTimeoutMs + config.JOB_WAIT_MS,
     callsPerMinute: settings.callsPerMinute,
     defer: (jobs, deadline) => retry.defer(jobs, deadline, retry.parse),
   }),

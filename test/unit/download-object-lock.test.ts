@@ -316,3 +316,29 @@ describe('an attempt that takes over from one that died after storing files', ()
     expect(jumdata.billedCallsFor(invoiceNo)).toBe(0);
   });
 });
+
+describe('an attempt that takes over from one that ended (pending, failed or done)', () => {
+  it('looks for no leftovers and deletes nothing: an attempt that ended removed its own files', async () => {
+    // Prepare: a pending record (its attempt failed and cleaned up) with Jumdata's answer kept
+    const invoiceNo = '24312000000077770009';
+    const now = new Date().toISOString();
+    const files = { pdf: `${jumdata.url}/files/${invoiceNo}/pdf.PDF`, ofd: `${jumdata.url}/files/${invoiceNo}/ofd.zip`, xml: `${jumdata.url}/files/${invoiceNo}/xml.zip` };
+    await jobs.create<DownloadWork>({
+      fn: 'download',
+      key: `${taxNum}/${invoiceNo}`,
+      request: request(invoiceNo) as DownloadWork['request'],
+      state: 'pending',
+      attempts: 1,
+      jumdata: { taskNo: 'T-pending', charged: true, files, fields: {}, fetchedAt: now },
+      createdAt: now,
+      updatedAt: now,
+    });
+    s3mock.on(PutObjectRetentionCommand).resolves({});
+    // Act
+    const outcome = await run(invoiceNo);
+    // Assess
+    expect(outcome).toMatchObject({ kind: 'mirrored', fromCache: false });
+    expect(s3mock).not.toHaveReceivedCommand(HeadObjectCommand);
+    expect(s3mock).not.toHaveReceivedCommand(DeleteObjectCommand);
+  });
+});

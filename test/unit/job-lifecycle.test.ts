@@ -426,3 +426,68 @@ describe('deferring the jobs of a batch', () => {
     expect(await store.get('retry', 'T/late')).toBeUndefined();
   });
 });
+
+describe('what the review of the lifecycle found', () => {
+  it('does not answer a newer request with an older one\'s result: it waits for the holder, then sends its own', async () => {
+    // Prepare: an older request for the same job (another body) is under way
+    const older = { ...request, note: 'older' };
+    const holder = run(3_000)({ key: 'T/1', request: older }, () => new Promise((resolve) => setTimeout(() => resolve({ from: 'older' }), 200)));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const call = vi.fn(async () => ({ from: 'newer' }));
+    // Act
+    const newer = await run(3_000)({ key: 'T/1', request }, call);
+    // Assess
+    await holder;
+    expect(call).toHaveBeenCalledOnce();
+    expect(newer).toEqual({ kind: 'done', result: { from: 'newer' }, replayed: false });
+    expect((await store.get('retry', 'T/1'))!.value).toMatchObject({ state: 'done', request, result: { from: 'newer' } });
+  });
+
+  it('does not replay a job a batch only deferred, however recent: it attempts it', async () => {
+    // Prepare: a deferral written (by the clock's reading) after this request begins
+    const later = new Date(Date.now() + 1_000).toISOString();
+    await store.create(recordOf('T/1', { state: 'pending', attempts: 0, updatedAt: later, lastError: { code: 'NOT_STARTED', message: 'deferred', statusCode: 202 } }));
+    const call = vi.fn(succeeds);
+    // Act
+    const outcome = await run(500)({ key: 'T/1', request }, call);
+    // Assess
+    expect(call).toHaveBeenCalledOnce();
+    expect(outcome.kind).toBe('done');
+  });
+
+  it('gives its claim back, due at once, when the archive cannot be read beside it, and leaves no lease', async () => {
+    // Prepare
+    const lifecycle = jobLifecycle(
+      { store, leaseSeconds, policy, waitMs: 0 },
+      {
+        fn: 'download',
+        keyOf: () => 'T/1',
+        attempt: vi.fn(async () => ({ stored: false })),
+        find: async () => {
+          throw new Error('SlowDown');
+        },
+      },
+    );
+    // Act
+    const outcome = lifecycle.run(request, { deadline: Date.now() + 5_000, mode: 'request' });
+    // Assess
+    await expect(outcome).rejects.toThrow('SlowDown');
+    const record = (await store.get('download', 'T/1'))!.value;
+    expect(record).toMatchObject({ state: 'pending', lastError: { statusCode: 500 } });
+    expect(record.leaseUntil).toBeUndefined();
+    expect(Date.parse(record.nextAttemptAt!)).toBeLessThanOrEqual(Date.now());
+  });
+
+  it('reads the archive again after taking over a done record, and answers from it without a new attempt', async () => {
+    // Prepare: a done record, whose result the archive holds only from the second read on (its write was in flight)
+    await store.create(recordOf('T/1', { state: 'done' }));
+    const reads = [undefined, { stored: true }];
+    const attempt = vi.fn(async () => ({ stored: false }));
+    const lifecycle = jobLifecycle({ store, leaseSeconds, policy, waitMs: 0 }, { fn: 'retry', keyOf: () => 'T/1', attempt, find: async () => reads.shift() });
+    // Act
+    const outcome = await lifecycle.run(request, { deadline: Date.now() + 5_000, mode: 'request' });
+    // Assess
+    expect(attempt).not.toHaveBeenCalled();
+    expect(outcome).toEqual({ kind: 'done', result: { stored: true }, replayed: true });
+  });
+});
