@@ -270,12 +270,12 @@ describe('checking the XML is the invoice asked for', () => {
   });
 
   it.each([
-    ['sales', 'the seller', plain.seller.taxNum, true],
-    ['sales', 'the buyer', plain.buyer.taxNum, false],
-    ['purchase', 'the buyer', plain.buyer.taxNum, true],
-    ['purchase', 'the seller', plain.seller.taxNum, false],
-    ['sales', 'neither party', '91440300MA5FXXXX0X', false],
-  ] as const)('matches the party of direction %s when taxNum is %s: %s', (direction, _who, taxNum, matches) => {
+    ['sales', 'the seller', true, plain.seller.taxNum],
+    ['sales', 'the buyer', false, plain.buyer.taxNum],
+    ['purchase', 'the buyer', true, plain.buyer.taxNum],
+    ['purchase', 'the seller', false, plain.seller.taxNum],
+    ['sales', 'neither party', false, '91440300MA5FXXXX0X'],
+  ] as const)('for direction %s, says a taxNum that is %s matches: %s', (direction, _who, matches, taxNum) => {
     // Prepare
     const expected = expectedOf(plain, { direction, taxNum });
     // Act
@@ -306,18 +306,18 @@ describe('checking the XML is the invoice asked for', () => {
 
   it.each([
     [
-      'TotalTaxAm',
+      'its TotalTaxAm',
       /<TotalTaxAm>[^<]*</,
       '<TotalTaxAm>9.3e1<',
       `the EInvoice's TotalTaxAm is not a decimal amount: "9.3e1"`,
     ],
     [
-      'an item amount',
+      "an item's Amount",
       /<Amount>-100.00</,
       '<Amount>about 100<',
       `the EInvoice's IssuItemInformation[2]/Amount is not a decimal amount: "about 100"`,
     ],
-  ])('refuses a document whose %s is not a decimal, naming the field', (_field, pattern, replacement, problem) => {
+  ])('refuses a document when %s is not a decimal, naming the field', (_field, pattern, replacement, problem) => {
     // Prepare
     const xml = sandboxInvoiceXml(plain).replace(pattern, replacement);
     // Act
