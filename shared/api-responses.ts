@@ -51,6 +51,50 @@ const mirroredFileSchema = z.object({
   contentType: z.enum(['application/pdf', 'application/zip']).describe("What the file's bytes are"),
 });
 
+const money = () => z.string().regex(/^(-?\d+\.\d{2})?$/).describe('A decimal string with two decimals, negative on a red-letter invoice; "" when unknown');
+const party = z.object({ taxNum: z.string(), name: z.string() });
+
+/** The invoice's metadata: the tax bureau's XML, and Jumdata's verdicts (the XML's fields are absent on invoices mirrored before it was read). */
+export const invoiceMetadataSchema = z.object({
+  number: z.string().optional(),
+  issuedAt: z.string().optional().describe('`YYYY-MM-DD HH:MM:SS` (China time) as the XML says'),
+  type: z.string().optional().describe('e.g. 普通发票, 增值税专用发票'),
+  seller: party.optional(),
+  buyer: party.optional(),
+  amount: money().optional(),
+  tax: money().optional(),
+  total: money().optional(),
+  items: z
+    .array(
+      z.object({
+        name: z.string(),
+        spec: z.string(),
+        unit: z.string(),
+        quantity: z.string(),
+        unitPrice: z.string(),
+        amount: money(),
+        taxRate: z.string().describe('A percentage (`6%`), or text such as 免税'),
+        tax: money(),
+      }),
+    )
+    .optional()
+    .describe("In the XML's order, discount lines (negative, no quantity) included"),
+  redLetterOf: z.string().nullable().optional().describe('The blue invoice a red-letter invoice reverses'),
+  remark: z.string().optional(),
+  voided: z.boolean(),
+  redFlushed: z.boolean(),
+  buyerTaxNum: z.string().optional(),
+  verification: z.string().optional().describe("Jumdata's 查验结果"),
+});
+
+export const invoiceChecksSchema = z.object({
+  xmlRead: z.boolean(),
+  numberMatches: z.boolean(),
+  partyMatches: z.boolean(),
+  itemsAddUp: z.boolean(),
+  problem: z.string().optional().describe('Why the XML could not be read'),
+});
+
 /** POST /download, 200: the invoice is mirrored (now, or earlier: fromCache). */
 export const downloadResultSchema = z.object({
   taxNum: z.string(),
@@ -59,7 +103,10 @@ export const downloadResultSchema = z.object({
   direction: z.enum(['sales', 'purchase']),
   fromCache: z.boolean().describe('Answered from S3, with no (billed) Jumdata call'),
   mirroredAt: z.iso.datetime(),
-  invoice: z.object({ voided: z.boolean(), redFlushed: z.boolean(), buyerTaxNum: z.string().optional() }),
+  invoice: invoiceMetadataSchema,
+  checks: invoiceChecksSchema
+    .optional()
+    .describe('What reading the XML found (absent on an invoice mirrored before the XML was read)'),
   files: z.object({ pdf: mirroredFileSchema, ofd: mirroredFileSchema, xml: mirroredFileSchema }),
   notice: z
     .string()

@@ -3,7 +3,10 @@ import type { FileFetchPolicy } from '#shared/file-fetch';
 import { logger } from '#shared/logger';
 import { invoiceSummary, type DownloadQuery, type JumdataInvoice } from '#shared/providers/jumdata';
 import { JsonStore } from '#shared/storage';
-import { FILE_KINDS, mirrorInvoiceFiles, objectNameOf, type FileKind, type MirroredFile } from './mirror.ts';
+import { UpstreamUnavailableError } from '#shared/errors';
+import { invoiceMetadata, type InvoiceChecks, type InvoiceMetadata, type JumdataSummary } from './invoice-metadata.ts';
+import type { InvoiceXmlReading } from './invoice-xml.ts';
+import { FILE_KINDS, KeptBytes, mirrorInvoiceFiles, objectNameOf, type FileKind, type MirroredFile } from './mirror.ts';
 import { lockObjects, ObjectLockError, type LockableObject } from './retention.ts';
 
 /**
@@ -21,7 +24,10 @@ export const invoiceRecordKey = (taxNum: string, invoiceNo: string) => `${invoic
 
 export interface MirroredInvoice extends DownloadQuery {
   mirroredAt: string;
-  invoice: { voided: boolean; redFlushed: boolean; buyerTaxNum?: string };
+  /** The metadata read from the XML (Jumdata's verdicts only, on an invoice mirrored before the XML was read). */
+  invoice: InvoiceMetadata | JumdataSummary;
+  /** What reading the XML found; absent on an invoice mirrored before the XML was read. */
+  checks?: InvoiceChecks;
   jumdata: { taskNo: string; charged: boolean; fields: Record<string, unknown> };
   files: Record<FileKind, MirroredFile>;
 }
@@ -67,12 +73,22 @@ export function invoiceArchive(settings: ArchiveSettings) {
   async function stage(query: DownloadQuery, answer: JumdataInvoice, signal: AbortSignal): Promise<ArchivedInvoice> {
     const prefix = invoicePrefix(query.taxNum, query.invoiceNo);
     const { policy, fileTimeoutMs } = settings;
-    const files = await mirrorInvoiceFiles(answer.files, { s3, bucket, prefix, invoiceNo: query.invoiceNo, policy, fileTimeoutMs, signal });
+    // The XML is kept in memory as it streams by (up to a cap), and read once the three files are stored.
+    const keep = new KeptBytes('xml', MAX_XML_ZIP_BYTES);
+    const files = await mirrorInvoiceFiles(answer.files, { s3, bucket, prefix, invoiceNo: query.invoiceNo, policy, fileTimeoutMs, signal, keep });
+    const reading = await readXml(keep, query);
+    // Files of another invoice or taxpayer are not this invoice's originals: nothing is kept, before any lock.
+    const wrong = wrongInvoice(reading, query);
+    if (wrong) {
+      await remove(files);
+      throw wrong;
+    }
     const locked = await lockOrRemove(files);
     const invoice: MirroredInvoice = {
       ...query,
       mirroredAt: new Date().toISOString(),
-      invoice: invoiceSummary(answer.fields),
+      invoice: invoiceMetadata(reading.invoice, invoiceSummary(answer.fields), answer.fields, query.invoiceNo),
+      checks: reading.checks,
       jumdata: { taskNo: answer.taskNo, charged: answer.charged, fields: answer.fields },
       files,
     };
@@ -156,4 +172,38 @@ export function invoiceArchive(settings: ArchiveSettings) {
   }
 
   return { read, stage, commit, removeLeftovers };
+}
+
+/** The xml slot's zip is read in memory up to this size; a larger one is kept, marked unreadable. */
+const MAX_XML_ZIP_BYTES = 10 * 1024 * 1024;
+
+/** What the XML says, read from the kept bytes. The reader is loaded at the first mirror, not at cold start. */
+async function readXml(keep: KeptBytes, query: DownloadQuery): Promise<InvoiceXmlReading> {
+  const bytes = keep.bytes;
+  if (!bytes) {
+    const problem = `the xml zip is over ${MAX_XML_ZIP_BYTES} bytes, more than is read`;
+    return { checks: { xmlRead: false, numberMatches: false, partyMatches: false, itemsAddUp: false, problem } };
+  }
+  const { readInvoiceXml } = await import('./invoice-xml.ts');
+  return readInvoiceXml(bytes, query);
+}
+
+/** The XML names another invoice, or a party other than the request's taxpayer: Jumdata's files are not this invoice. */
+function wrongInvoice({ invoice, checks }: InvoiceXmlReading, query: DownloadQuery): WrongInvoiceError | undefined {
+  if (!invoice || !checks.xmlRead) return undefined;
+  if (!checks.numberMatches) return new WrongInvoiceError(`the invoice's XML names invoice ${invoice.number}, not ${query.invoiceNo}`);
+  if (checks.partyMatches) return undefined;
+  const role = query.direction === 'sales' ? 'seller (sales)' : 'buyer (purchase)';
+  return new WrongInvoiceError(
+    `the invoice's XML names seller ${invoice.seller.taxNum} and buyer ${invoice.buyer.taxNum}: ${query.taxNum} is not its ${role}`,
+  );
+}
+
+/** Jumdata's files are another invoice's (502); asking again would get them again, so the job fails for a person. */
+export class WrongInvoiceError extends UpstreamUnavailableError {
+  readonly retryable = false;
+  constructor(reason: string) {
+    super('jumdata', `${reason}; nothing was stored`);
+    this.name = 'WrongInvoiceError';
+  }
 }

@@ -52,3 +52,51 @@ export interface InvoiceChecks {
   /** Why the XML could not be read, when it could not. */
   problem?: string;
 }
+
+/** The invoice as the API shows it: the XML's fields, and Jumdata's verdicts on it. */
+export interface InvoiceMetadata extends XmlInvoice {
+  /** Jumdata: 是否作废. */
+  voided: boolean;
+  /** Jumdata: 是否冲红. */
+  redFlushed: boolean;
+  /** Jumdata's buyer tax number (购买方纳税人识别号). */
+  buyerTaxNum?: string;
+  /** Jumdata's 查验结果, e.g. 经查验,发票信息一致. */
+  verification: string;
+}
+
+/** Jumdata's verdicts on an invoice, from its fields. */
+export interface JumdataSummary {
+  voided: boolean;
+  redFlushed: boolean;
+  buyerTaxNum?: string;
+}
+
+/**
+ * The invoice's metadata: the XML's fields where it was read; otherwise Jumdata's fields only, with empty money
+ * (an invoice whose XML could not be read adds nothing to a ledger's totals).
+ */
+export function invoiceMetadata(
+  xml: XmlInvoice | undefined,
+  jumdata: JumdataSummary,
+  fields: Record<string, unknown>,
+  invoiceNo: string,
+): InvoiceMetadata {
+  const text = (value: unknown) => (typeof value === 'string' ? value : '');
+  const verdicts = { ...jumdata, verification: text(fields.Cyjg) };
+  if (xml) return { ...xml, ...verdicts };
+  return {
+    number: text(fields.Qdfphm) || text(fields.Fphm) || invoiceNo,
+    issuedAt: text(fields.Kprq),
+    type: '',
+    seller: { taxNum: '', name: '' },
+    buyer: { taxNum: jumdata.buyerTaxNum ?? '', name: '' },
+    amount: '',
+    tax: '',
+    total: '',
+    items: [],
+    redLetterOf: null,
+    remark: '',
+    ...verdicts,
+  };
+}

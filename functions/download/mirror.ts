@@ -90,6 +90,45 @@ export interface MirrorOptions {
   fileTimeoutMs: number;
   /** Aborts everything (the request's time budget). */
   signal: AbortSignal;
+  /** One file's bytes kept in memory as they stream by, up to a cap (the XML, read once it is stored). */
+  keep?: KeptBytes;
+}
+
+/**
+ * A copy of one slot's bytes, taken as they stream into S3, so that reading the file costs no second transfer. Past
+ * `maxBytes` the copy is dropped (`bytes` undefined, `overflowed` true): memory never grows with the file.
+ */
+export class KeptBytes {
+  private chunks: Buffer[] = [];
+  private length = 0;
+  overflowed = false;
+
+  constructor(
+    readonly kind: FileKind,
+    readonly maxBytes: number,
+  ) {}
+
+  /** A new transfer of the file starts (S3 failed the first): the copy starts over too. */
+  reset(): void {
+    this.chunks = [];
+    this.length = 0;
+    this.overflowed = false;
+  }
+
+  add(chunk: Buffer): void {
+    if (this.overflowed) return;
+    this.length += chunk.length;
+    if (this.length > this.maxBytes) {
+      this.overflowed = true;
+      this.chunks = [];
+      return;
+    }
+    this.chunks.push(chunk);
+  }
+
+  get bytes(): Buffer | undefined {
+    return this.overflowed ? undefined : Buffer.concat(this.chunks);
+  }
 }
 
 /** Mirrors all three files concurrently; either all are stored, or none are left behind. */
@@ -171,6 +210,8 @@ async function streamToS3(kind: FileKind, link: string, options: MirrorOptions, 
   }
 
   const hash = createHash('sha256');
+  const keep = options.keep?.kind === kind ? options.keep : undefined;
+  keep?.reset();
   let bytes = 0;
   // What went wrong on the way in (a broken body, too many bytes), as opposed to S3 failing the upload.
   let streamFailure: unknown;
@@ -184,6 +225,7 @@ async function streamToS3(kind: FileKind, link: string, options: MirrorOptions, 
       bytes += chunk.length;
       if (bytes > maxBytes) return done(failStream(new FileFetchError('too_large', `the ${kind} file is over the ${maxBytes}-byte cap`, false)));
       hash.update(chunk);
+      keep?.add(chunk);
       countStreamedBytes(chunk.length);
       done(null, chunk);
     },

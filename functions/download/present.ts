@@ -43,6 +43,7 @@ export async function presentInvoice(record: MirroredInvoice, fromCache: boolean
     fromCache,
     mirroredAt: record.mirroredAt,
     invoice: record.invoice,
+    ...(record.checks ? { checks: record.checks } : {}),
     files: Object.fromEntries(files),
     ...noticeOf(record, asked),
   };

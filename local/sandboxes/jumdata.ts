@@ -3,7 +3,11 @@ import { writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { resolve } from 'node:path';
 import { strToU8, zipSync } from 'fflate';
+import { SANDBOX_XML_CASES, sandboxInvoiceXml, type SandboxInvoiceSpec } from './invoice-xml.ts';
 import { sendJson, startSandboxServer, type ReceivedRequest } from './sandbox-server.ts';
+
+/** The buyer of the sandbox's sales invoices (Jumdata's Gmfnsrsbh, and the XML's buyer). */
+const SANDBOX_BUYER_TAX_NUM = SANDBOX_XML_CASES.plain.spec.buyer.taxNum;
 
 /**
  * A stand-in for Jumdata's /invoice/download and for the file host its links point to, on 127.0.0.1. Like Jumdata it
@@ -40,6 +44,8 @@ export const JUMDATA_SANDBOX_INVOICES = {
   expiredLinks: '24312000000000000005',
   /** The xml link answers a real PDF (the pdf file) where a zip belongs: a well-formed file in the wrong slot. */
   pdfInsteadOfZip: '24312000000000000006',
+  /** The XML keeps its own seller and buyer, whoever asks: a purchase request by the seller is not its buyer. */
+  otherParties: '24312000000000000109',
   /**
    * The pdf file trickles in over several seconds (slowOnceFileMs) the first time it is ever served, and comes at
    * once after that. With a state directory, "ever" survives restarts: the time to kill local mode half way through
@@ -156,7 +162,8 @@ export async function startJumdataSandbox(options: JumdataSandboxOptions = {}): 
     billedTotal += 1;
     options.onBilledCall?.({ billedCalls: billedTotal, invoiceNo });
     const base = `${origin}/files/${invoiceNo}`;
-    const answerNo = `?answer=${billed.get(invoiceNo)}`;
+    // The file host writes the XML for the request's taxpayer, as seller (sales) or buyer (purchase).
+    const answerNo = `?${new URLSearchParams({ answer: String(billed.get(invoiceNo)), nsrsbh: fields.nsrsbh!, jxxbz: fields.jxxbz!, kprq: fields.kprq!.slice(0, 10) })}`;
     return {
       msg: '成功',
       code: 200,
@@ -173,7 +180,7 @@ export async function startJumdataSandbox(options: JumdataSandboxOptions = {}): 
         Sfzf: '未作废',
         Sfch: '未冲红',
         SfchDm: 'N',
-        Gmfnsrsbh: '91330110MAC6123456',
+        Gmfnsrsbh: fields.jxxbz === '1' ? fields.nsrsbh : SANDBOX_BUYER_TAX_NUM,
         Cyjg: '经查验,发票信息一致',
       },
     };
@@ -186,9 +193,10 @@ export async function startJumdataSandbox(options: JumdataSandboxOptions = {}): 
       res.writeHead(404).end();
       return;
     }
-    const body = files.get(kind);
+    const params = new URLSearchParams(query);
+    const body = kind === 'xml' ? files.xml(invoiceNo, params) : files.get(kind);
     const type = kind === 'pdf' ? 'application/pdf' : 'application/zip';
-    if (invoiceNo === JUMDATA_SANDBOX_INVOICES.expiredLinks && query === 'answer=1') {
+    if (invoiceNo === JUMDATA_SANDBOX_INVOICES.expiredLinks && params.get('answer') === '1') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('link expired');
     } else if (invoiceNo === JUMDATA_SANDBOX_INVOICES.htmlInsteadOfZip && kind === 'xml') {
       res.writeHead(200, { 'content-type': 'text/html' }).end('<!DOCTYPE html><html><body>文件不存在或已过期</body></html>');
@@ -251,7 +259,30 @@ function firstServingOf(stateDir: string | undefined): () => Promise<boolean> {
 /** The three documents, built once per size: a real PDF, and zips holding an OFD and an XML invoice. */
 class InvoiceFiles {
   private readonly cache = new Map<string, Buffer>();
+  private padding?: Uint8Array;
   constructor(private readonly size?: number) {}
+
+  /**
+   * The xml slot's zip for one invoice and request: the tax bureau's EInvoice of the catalogue's case for that number
+   * (SANDBOX_XML_CASES), or a plain invoice of that number; the request's taxpayer is its seller (jxxbz 2, sales) or
+   * its buyer (jxxbz 1, purchase), issued on the requested day. Padded with stored random bytes up to the size asked.
+   */
+  xml(invoiceNo: string, params: URLSearchParams): Buffer {
+    const known = Object.values(SANDBOX_XML_CASES).find((c) => c.invoiceNo === invoiceNo);
+    const spec: SandboxInvoiceSpec = known ? { ...known.spec } : { ...SANDBOX_XML_CASES.plain.spec, invoiceNo };
+    const taxNum = invoiceNo === JUMDATA_SANDBOX_INVOICES.otherParties ? undefined : params.get('nsrsbh');
+    if (taxNum && params.get('jxxbz') === '1') spec.buyer = { ...spec.buyer, taxNum };
+    else if (taxNum) spec.seller = { ...spec.seller, taxNum };
+    const day = params.get('kprq');
+    if (day && !known) spec.issuedAt = `${day} 15:58:41`;
+    this.padding ??= randomBytes(Math.max(0, (this.size ?? 0) - 4096));
+    // A fixed time in the entries: the same invoice and request give the same bytes, whenever they are served.
+    const mtime = new Date('2024-04-25T07:58:41Z');
+    const entries: Record<string, [Uint8Array, { level?: 0; mtime: Date }]> = {};
+    if (this.padding.length > 0) entries['padding.bin'] = [this.padding, { level: 0, mtime }];
+    entries[`invoice/${spec.invoiceNo}.xml`] = [strToU8(sandboxInvoiceXml(spec)), { mtime }];
+    return Buffer.from(zipSync(entries));
+  }
 
   get(kind: 'pdf' | 'ofd' | 'xml'): Buffer {
     let file = this.cache.get(kind);

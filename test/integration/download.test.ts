@@ -74,8 +74,26 @@ describe('POST /download: a successful mirror', () => {
       invoiceNo: INVOICES.success,
       issueDate: '2024-04-25',
       fromCache: false,
-      invoice: { voided: false, redFlushed: false, buyerTaxNum: '91330110MAC6123456' },
+      // Read from the tax bureau's XML (the sandbox's plain invoice: three lines, one a discount), and Jumdata's verdicts
+      invoice: {
+        number: INVOICES.success,
+        issuedAt: '2024-04-25 15:58:41',
+        type: '普通发票',
+        seller: { taxNum, name: '上海示例信息技术有限公司' },
+        buyer: { taxNum: '91110000600037341L', name: '北京示例贸易有限公司' },
+        amount: '1200.00',
+        tax: '93.00',
+        total: '1293.00',
+        redLetterOf: null,
+        voided: false,
+        redFlushed: false,
+        buyerTaxNum: '91110000600037341L',
+        verification: '经查验,发票信息一致',
+      },
+      checks: { xmlRead: true, numberMatches: true, partyMatches: true, itemsAddUp: true },
     });
+    expect(answer.body.invoice.items).toHaveLength(3);
+    expect(answer.body.invoice.items[1]).toMatchObject({ amount: '-100.00', quantity: '', taxRate: '6%' });
     // Assess: the billed call, signed with a millisecond timestamp
     expect(jumdata().billedCallsFor(INVOICES.success)).toBe(1);
     const call = jumdata().received.find((r) => r.fields.fphm === INVOICES.success)!;
@@ -88,7 +106,7 @@ describe('POST /download: a successful mirror', () => {
     );
     for (const [kind, name, type] of [['pdf', 'pdf.pdf', 'application/pdf'], ['ofd', 'ofd.zip', 'application/zip'], ['xml', 'xml.zip', 'application/zip']] as const) {
       const stored = await objectBytes(invoiceFolder(INVOICES.success) + name);
-      const original = Buffer.from(await (await fetch(`${jumdata().url}/files/${INVOICES.success}/${kind}.x`)).arrayBuffer());
+      const original = Buffer.from(await (await fetch(`${jumdata().url}/files/${INVOICES.success}/${kind}.x?nsrsbh=${taxNum}&jxxbz=2&kprq=2024-04-25`)).arrayBuffer());
       expect(stored.bytes.equals(original)).toBe(true);
       expect(stored.contentType).toBe(type);
       expect(answer.body.files[kind]).toMatchObject({ bytes: original.length, sha256: sha256(original), contentType: type });
