@@ -61,6 +61,7 @@ const lambdaEnvironment = (name: string, nodeOptions: string, memorySize: number
   POWERTOOLS_LOG_LEVEL: 'INFO',
   NODE_OPTIONS: nodeOptions,
   JOBS_TABLE: 'EinvoiceBridge-JobsTable',
+  INVOICES_TABLE: 'EinvoiceBridge-InvoicesTable',
   UPSTREAM_TIMEOUT_MS: '10000',
   TZ: ':UTC',
 });

@@ -42,7 +42,7 @@ const TAX_NUM = '91310117568051222X';
 
 const workDir = await mkdtemp(join(tmpdir(), 'einvoice-bench-'));
 const s3 = await startLocalS3({ directory: join(workDir, 's3'), buckets: [BUCKET] });
-const dynamo = await startLocalDynamo({ directory: join(workDir, 'dynamodb'), tables: ['jobs'] });
+const dynamo = await startLocalDynamo({ directory: join(workDir, 'dynamodb'), tables: ['jobs'], invoiceTables: ['invoices'] });
 const secretsFile = join(workDir, 'secrets.json');
 await writeFile(secretsFile, JSON.stringify({ jumdata: JUMDATA_SANDBOX_CREDENTIALS, linkKey: { key: 'b'.repeat(64) } }));
 
@@ -82,6 +82,7 @@ for (const size of SIZES) {
       BUCKET_NAME: BUCKET,
       S3_ENDPOINT: s3.endpoint,
       JOBS_TABLE: 'jobs',
+      INVOICES_TABLE: 'invoices',
       AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
       JUMDATA_BASE_URL: jumdata.url,
       MIRROR_ALLOWED_HOSTS: jumdata.fileHost,

@@ -2,10 +2,11 @@ import type { AddressInfo } from 'node:net';
 import { CreateTableCommand, DynamoDBClient, ResourceInUseException } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import { JOBS_INDEX } from '#shared/jobs';
+import { INVOICES_BY_DATE } from '../functions/download/invoice-index.ts';
 
 /**
- * Local mode's DynamoDB: dynalite (DynamoDB's API over LevelDB) on 127.0.0.1, with the jobs table as the stack
- * defines it (infra/jobs-table.ts). Data in a folder, or in memory when none is given. It accepts any credentials.
+ * Local mode's DynamoDB: dynalite (DynamoDB's API over LevelDB) on 127.0.0.1, with the jobs table and the archive's
+ * index as the stack defines them (infra/jobs-table.ts, infra/invoices-table.ts). Data in a folder, or in memory when none is given. It accepts any credentials.
  * dynalite has no TTL: done records stay until the folder is removed.
  */
 
@@ -14,7 +15,13 @@ export interface LocalDynamo {
   close(): Promise<void>;
 }
 
-export async function startLocalDynamo(options: { directory?: string; tables: string[]; port?: number }): Promise<LocalDynamo> {
+export async function startLocalDynamo(options: {
+  directory?: string;
+  tables: string[];
+  /** Tables shaped as the archive's index of invoices (infra/invoices-table.ts). */
+  invoiceTables?: string[];
+  port?: number;
+}): Promise<LocalDynamo> {
   const server = dynalite({ path: options.directory, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
   await new Promise<void>((ready, fail) => {
     server.once('error', fail);
@@ -23,11 +30,16 @@ export async function startLocalDynamo(options: { directory?: string; tables: st
   const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const client = new DynamoDBClient({ endpoint, region: 'cn-north-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
   for (const table of options.tables) await createJobsTable(client, table);
+  for (const table of options.invoiceTables ?? []) await createInvoicesTable(client, table);
   client.destroy();
   return { endpoint, close: () => new Promise((done) => server.close(() => done())) };
 }
 
-async function createJobsTable(client: DynamoDBClient, name: string): Promise<void> {
+const createJobsTable = (client: DynamoDBClient, name: string) => createTable(client, name, JOBS_INDEX, 'queue', 'dueAt');
+const createInvoicesTable = (client: DynamoDBClient, name: string) => createTable(client, name, INVOICES_BY_DATE, 'taxNum', 'issueSort');
+
+/** A table keyed by `pk`, with one index (every attribute projected) on `partition` + `sort`. */
+async function createTable(client: DynamoDBClient, name: string, indexName: string, partition: string, sort: string): Promise<void> {
   try {
     await client.send(
       new CreateTableCommand({
@@ -35,16 +47,16 @@ async function createJobsTable(client: DynamoDBClient, name: string): Promise<vo
         BillingMode: 'PAY_PER_REQUEST',
         AttributeDefinitions: [
           { AttributeName: 'pk', AttributeType: 'S' },
-          { AttributeName: 'queue', AttributeType: 'S' },
-          { AttributeName: 'dueAt', AttributeType: 'S' },
+          { AttributeName: partition, AttributeType: 'S' },
+          { AttributeName: sort, AttributeType: 'S' },
         ],
         KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
         GlobalSecondaryIndexes: [
           {
-            IndexName: JOBS_INDEX,
+            IndexName: indexName,
             KeySchema: [
-              { AttributeName: 'queue', KeyType: 'HASH' },
-              { AttributeName: 'dueAt', KeyType: 'RANGE' },
+              { AttributeName: partition, KeyType: 'HASH' },
+              { AttributeName: sort, KeyType: 'RANGE' },
             ],
             Projection: { ProjectionType: 'ALL' },
           },

@@ -27,6 +27,7 @@ import { startWdtSandbox, WDT_SANDBOX_CREDENTIALS, type WdtSandbox, type WdtSand
 
 export const LOCAL_BUCKET = 'einvoice-bridge-local';
 export const LOCAL_JOBS_TABLE = 'einvoice-bridge-local-jobs';
+export const LOCAL_INVOICES_TABLE = 'einvoice-bridge-local-invoices';
 
 /** The functions' timeout on AWS: what a scheduled invocation's context reports. */
 const SCHEDULED_BUDGET_MS = FUNCTION_TIMEOUT_SECONDS * 1000;
@@ -71,6 +72,8 @@ export interface LocalMode {
   /** The embedded DynamoDB holding the jobs table, unless AWS_ENDPOINT_URL_DYNAMODB pointed elsewhere. */
   dynamo?: LocalDynamo;
   jobsTable: string;
+  /** The archive's index of mirrored invoices, in the same DynamoDB. */
+  invoicesTable: string;
   /** Runs one function's sweep now, as its schedule would, with `budgetMs` as the invocation's time. */
   sweep(fn: JobFunction, budgetMs?: number): Promise<SweepReport>;
   /** Invokes a function with any event (a scheduled batch), as EventBridge Scheduler would. */
@@ -99,9 +102,10 @@ export async function startLocalMode(options: LocalModeOptions = {}): Promise<Lo
   const bucket = env.BUCKET_NAME || LOCAL_BUCKET;
   const s3 = replaced.s3 ? undefined : await startLocalS3({ directory: resolve(stateDir, 's3'), buckets: [bucket], port: ports.s3 });
   const jobsTable = env.JOBS_TABLE || LOCAL_JOBS_TABLE;
+  const invoicesTable = env.INVOICES_TABLE || LOCAL_INVOICES_TABLE;
   const dynamo = replaced.dynamodb
     ? undefined
-    : await startLocalDynamo({ directory: resolve(stateDir, 'dynamodb'), tables: [jobsTable], port: ports.dynamodb });
+    : await startLocalDynamo({ directory: resolve(stateDir, 'dynamodb'), tables: [jobsTable], invoiceTables: [invoicesTable], port: ports.dynamodb });
 
   // Requests are taken only once the handlers are loaded; the port is known first, for the durable links.
   let routes: RequestListener = stillStarting;
@@ -124,6 +128,7 @@ export async function startLocalMode(options: LocalModeOptions = {}): Promise<Lo
     BUCKET_NAME: bucket,
     S3_ENDPOINT: env.S3_ENDPOINT || s3?.endpoint,
     JOBS_TABLE: jobsTable,
+    INVOICES_TABLE: invoicesTable,
     // The AWS SDK's own setting for a DynamoDB endpoint.
     AWS_ENDPOINT_URL_DYNAMODB: env.AWS_ENDPOINT_URL_DYNAMODB || dynamo?.endpoint,
     PUBLIC_BASE_URL: env.PUBLIC_BASE_URL || url,
@@ -176,6 +181,7 @@ export async function startLocalMode(options: LocalModeOptions = {}): Promise<Lo
     bucket,
     dynamo,
     jobsTable,
+    invoicesTable,
     sweep,
     invoke,
     close: async () => {

@@ -5,6 +5,8 @@ import { invoiceSummary, type DownloadQuery, type JumdataInvoice } from '#shared
 import { JsonStore } from '#shared/storage';
 import { UpstreamUnavailableError } from '#shared/errors';
 import { invoiceMetadata, type InvoiceChecks, type InvoiceMetadata, type JumdataSummary } from './invoice-metadata.ts';
+import type { InvoiceEntry } from './invoice-entry.ts';
+import type { InvoiceIndex } from './invoice-index.ts';
 import type { InvoiceXmlReading } from './invoice-xml.ts';
 import { FILE_KINDS, KeptBytes, mirrorInvoiceFiles, objectNameOf, type FileKind, type MirroredFile } from './mirror.ts';
 import { lockObjects, ObjectLockError, type LockableObject } from './retention.ts';
@@ -35,6 +37,8 @@ export interface MirroredInvoice extends DownloadQuery {
 export interface ArchiveSettings {
   s3: S3Client;
   bucket: string;
+  /** The index of mirrored invoices (DynamoDB): its entry is what makes an invoice complete. */
+  index: InvoiceIndex;
   policy: FileFetchPolicy;
   /** Per-file deadline for the whole transfer. */
   fileTimeoutMs: number;
@@ -42,10 +46,13 @@ export interface ArchiveSettings {
   lockYears?: number;
 }
 
-/** An invoice as the archive holds it; `locked` while its files are staged under Object Lock. */
+/** An invoice as answered: its index entry, or for one mirrored before the index, its invoice.json. */
+export type StoredInvoice = InvoiceEntry | MirroredInvoice;
+
+/** An invoice as the archive holds it; while staged, its invoice.json to be and the Object Lock on its files. */
 export interface ArchivedInvoice {
-  invoice: MirroredInvoice;
-  locked?: LockedFiles;
+  invoice: StoredInvoice;
+  staged?: { record: MirroredInvoice; locked?: LockedFiles };
 }
 
 /** Versions of an attempt's files under Object Lock, and until when. */
@@ -60,10 +67,17 @@ export function invoiceArchive(settings: ArchiveSettings) {
   const { s3, bucket } = settings;
   const records = new JsonStore(s3, bucket);
 
-  /** The mirrored invoice, if its invoice.json exists. */
+  /**
+   * The mirrored invoice: its index entry, read beside invoice.json. An invoice.json without an entry is an invoice
+   * mirrored before the index (answered as it is, until `reindex` reads it), or one whose entry was not written: one
+   * that carries the XML's metadata is indexed now.
+   */
   async function read(taxNum: string, invoiceNo: string): Promise<ArchivedInvoice | undefined> {
-    const stored = await records.get<MirroredInvoice>(invoiceRecordKey(taxNum, invoiceNo));
-    return stored && { invoice: stored.value };
+    const [entry, stored] = await Promise.all([settings.index.get(taxNum, invoiceNo), records.get<MirroredInvoice>(invoiceRecordKey(taxNum, invoiceNo))]);
+    if (entry) return { invoice: entry };
+    if (!stored) return undefined;
+    if (stored.value.checks) await settings.index.add(entryOf(stored.value));
+    return { invoice: stored.value };
   }
 
   /**
@@ -92,18 +106,24 @@ export function invoiceArchive(settings: ArchiveSettings) {
       jumdata: { taskNo: answer.taskNo, charged: answer.charged, fields: answer.fields },
       files,
     };
-    return { invoice, locked };
+    return { invoice, staged: { record: invoice, locked } };
   }
 
-  /** Writes invoice.json, which makes the invoice complete; under Object Lock it is stored locked, like its files. */
-  async function commit({ invoice, locked }: ArchivedInvoice): Promise<void> {
+  /**
+   * Writes invoice.json (under Object Lock stored locked, like its files), then the index entry, which makes the
+   * invoice complete. Without invoice.json the files are orphans and go; an entry that fails leaves an invoice.json
+   * that the next read indexes.
+   */
+  async function commit({ staged }: ArchivedInvoice): Promise<void> {
+    const { record, locked } = staged!;
     try {
-      await records.put(invoiceRecordKey(invoice.taxNum, invoice.invoiceNo), invoice, { lockUntil: locked?.retainUntil });
+      await records.put(invoiceRecordKey(record.taxNum, record.invoiceNo), record, { lockUntil: locked?.retainUntil });
     } catch (error) {
-      await remove(invoice.files, locked); // without invoice.json the files are orphans
+      await remove(record.files, locked);
       throw error;
     }
-    logger.info('invoice mirrored', { taxNum: invoice.taxNum, invoiceNo: invoice.invoiceNo, taskNo: invoice.jumdata.taskNo });
+    await settings.index.add(entryOf(record));
+    logger.info('invoice mirrored', { taxNum: record.taxNum, invoiceNo: record.invoiceNo, taskNo: record.jumdata.taskNo });
   }
 
   /**
@@ -172,6 +192,13 @@ export function invoiceArchive(settings: ArchiveSettings) {
   }
 
   return { read, stage, commit, removeLeftovers };
+}
+
+/** The index entry of a mirrored invoice: listed by the XML's issue date where it was read, else the request's. */
+export function entryOf(record: MirroredInvoice): InvoiceEntry {
+  const { taxNum, invoiceNo, direction, mirroredAt, invoice, checks, files, jumdata } = record;
+  const issuedOn = 'issuedAt' in invoice ? /^\d{4}-\d{2}-\d{2}/.exec(invoice.issuedAt)?.[0] : undefined;
+  return { taxNum, invoiceNo, direction, issueDate: issuedOn ?? record.issueDate, mirroredAt, invoice, checks, files, jumdata };
 }
 
 /** The xml slot's zip is read in memory up to this size; a larger one is kept, marked unreadable. */

@@ -8,6 +8,7 @@ import type { RetryPolicy } from '#shared/retry-policy';
 import { issueDateSchema, parseRequest, taxNumSchema } from '#shared/validation';
 import * as z from '#shared/zod';
 import { invoiceArchive, type ArchivedInvoice } from './archive.ts';
+import type { InvoiceIndex } from './invoice-index.ts';
 import { answerOnce, linksUsableUntil } from './buy-answer.ts';
 import { downloadJobKey, type KeptAnswer } from './work.ts';
 
@@ -28,6 +29,8 @@ export function downloadRequestSchema(checkCreditCode: boolean) {
 export interface DownloadDeps {
   jumdata: JumdataClient;
   jobs: JobStore;
+  /** The archive's index of mirrored invoices. */
+  index: InvoiceIndex;
   s3: S3Client;
   bucket: string;
   policy: FileFetchPolicy;

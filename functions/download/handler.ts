@@ -1,3 +1,4 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Context } from 'aws-lambda';
 import { loadDownloadConfig, sweepSettingsOf } from '#shared/config';
 import { ForbiddenError, NotFoundError } from '#shared/errors';
@@ -12,6 +13,7 @@ import { sweep } from '#shared/sweep';
 import { createS3Client } from '#shared/storage';
 import { parseRequest } from '#shared/validation';
 import { downloadInvoice } from './download-invoice.ts';
+import { invoiceIndex } from './invoice-index.ts';
 import { fileLinkSchema, isValidLinkSignature, presignGet } from './links.ts';
 import { presentInvoice } from './present.ts';
 
@@ -25,6 +27,7 @@ const linkKey = async () => (await loadProviderSecret('linkKey', linkKeySecretSc
 
 const s3 = createS3Client(config.S3_ENDPOINT);
 const jobs = createJobStore(config.JOBS_TABLE);
+const index = invoiceIndex(new DynamoDBClient({}), config.INVOICES_TABLE);
 const settings = sweepSettingsOf(config);
 const download = downloadInvoice({
   jumdata: createJumdataClient({
@@ -34,6 +37,7 @@ const download = downloadInvoice({
     credentials: () => loadProviderSecret('jumdata', jumdataSecretSchema, secretSource(config.JUMDATA_SECRET_ID)),
   }),
   jobs,
+  index,
   s3,
   bucket: config.BUCKET_NAME,
   policy: { allowedHosts: parseAllowedHosts(config.MIRROR_ALLOWED_HOSTS), maxBytes: config.MIRROR_MAX_FILE_BYTES, maxRedirects: 3 },

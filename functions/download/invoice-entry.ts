@@ -17,4 +17,6 @@ export interface InvoiceEntry {
   invoice: InvoiceMetadata | JumdataSummary;
   checks?: InvoiceChecks;
   files: Record<FileKind, MirroredFile>;
+  /** Jumdata's answer as billed: its task number, charge flag and every field it sent (Sfzf, Sfch, Cyjg, …). */
+  jumdata?: { taskNo: string; charged: boolean; fields: Record<string, unknown> };
 }

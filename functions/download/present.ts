@@ -1,6 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { DownloadQuery } from '#shared/providers/jumdata';
-import type { MirroredInvoice } from './archive.ts';
+import type { StoredInvoice } from './archive.ts';
 import { durableLink, presignGet } from './links.ts';
 import { FILE_KINDS } from './mirror.ts';
 
@@ -18,7 +18,7 @@ export interface LinkSettings {
  * invoice stored earlier under another issue date or direction than `asked` says so in `notice`: the stored one is
  * the invoice (Jumdata was not asked again).
  */
-export async function presentInvoice(record: MirroredInvoice, fromCache: boolean, links: LinkSettings, asked?: DownloadQuery) {
+export async function presentInvoice(record: StoredInvoice, fromCache: boolean, links: LinkSettings, asked?: DownloadQuery) {
   const files = await Promise.all(
     FILE_KINDS.map(async (kind) => {
       const file = record.files[kind];
@@ -49,7 +49,7 @@ export async function presentInvoice(record: MirroredInvoice, fromCache: boolean
   };
 }
 
-function noticeOf(record: MirroredInvoice, asked: DownloadQuery | undefined): { notice?: string } {
+function noticeOf(record: StoredInvoice, asked: DownloadQuery | undefined): { notice?: string } {
   const differ = (['issueDate', 'direction'] as const).filter((field) => asked && asked[field] !== record[field]);
   if (differ.length === 0) return {};
   const stored = differ.map((field) => `${field} ${record[field]}`).join(', ');

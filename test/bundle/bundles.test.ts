@@ -74,7 +74,7 @@ describe.skipIf(!node24)('the bundled functions under Node 24', () => {
     wdt = await startWdtSandbox();
     jumdata = await startJumdataSandbox();
     s3 = await startLocalS3({ directory: await mkdtemp(join(tmpdir(), 's3-')), buckets: ['archive'] });
-    dynamo = await startLocalDynamo({ tables: ['jobs'] });
+    dynamo = await startLocalDynamo({ tables: ['jobs'], invoiceTables: ['invoices'] });
     secretsManager = await startFakeSecretsManager({
       [secretArns.fw199]: JSON.stringify(FW199_SANDBOX_CREDENTIALS),
       [secretArns.wdt]: JSON.stringify(WDT_SANDBOX_CREDENTIALS),
@@ -102,6 +102,7 @@ describe.skipIf(!node24)('the bundled functions under Node 24', () => {
       LINK_KEY_SECRET_ID: secretArns.linkKey,
       BUCKET_NAME: 'archive',
       JOBS_TABLE: 'jobs',
+      INVOICES_TABLE: 'invoices',
       PUBLIC_BASE_URL: 'https://api.example.com/',
       // Only here: the sandbox's file host is on 127.0.0.1, and S3 is the local server.
       MIRROR_ALLOWED_HOSTS: jumdata.fileHost,

@@ -22,6 +22,7 @@ const OVERRIDES_CLEARED = Object.fromEntries(
     'PUBLIC_BASE_URL',
     'BUCKET_NAME',
     'JOBS_TABLE',
+    'INVOICES_TABLE',
     'LOCAL_SECRETS_FILE',
   ].map((name) => [name, '']),
 );

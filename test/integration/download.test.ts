@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { lambdaContext } from '../../local/api-gateway.ts';
 import { LOCAL_S3_CREDENTIALS } from '../../local/s3.ts';
@@ -61,6 +61,14 @@ async function workRecord(invoiceNo: string): Promise<Record<string, any>> {
     new GetCommand({ TableName: state.local.jobsTable, Key: { pk: jobPk('download', `${taxNum}/${invoiceNo}`) }, ConsistentRead: true }),
   );
   return Item!;
+}
+
+/** Removes an invoice's entry from the archive's index, as if its write had failed. */
+async function deleteIndexEntry(invoiceNo: string): Promise<void> {
+  const documents = DynamoDBDocumentClient.from(
+    new DynamoDBClient({ endpoint: state.local.dynamo!.endpoint, region: 'cn-north-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }),
+  );
+  await documents.send(new DeleteCommand({ TableName: state.local.invoicesTable, Key: { pk: `${taxNum}#${invoiceNo}` } }));
 }
 
 describe('POST /download: a successful mirror', () => {
@@ -152,11 +160,25 @@ describe('POST /download: a successful mirror', () => {
     expect(await keysUnder(invoiceFolder(invoiceNo))).toHaveLength(4);
   });
 
-  it('mirrors again from the finished record\'s kept answer, unbilled, when invoice.json has gone', async () => {
-    // Arrange: a finished invoice whose invoice.json is lost (the case of a finish whose record write failed)
+  it('answers from the index alone, as mirrored, when invoice.json has gone', async () => {
+    // Arrange: the index entry is the commit point: an invoice with one is complete
+    const invoiceNo = '24312000000055550022';
+    expect((await download(invoiceNo)).status).toBe(200);
+    await s3.send(new DeleteObjectCommand({ Bucket: state.local.bucket, Key: `${invoiceFolder(invoiceNo)}invoice.json` }));
+    // Act
+    const answer = await download(invoiceNo);
+    // Assess
+    expect(answer.status).toBe(200);
+    expect(answer.body).toMatchObject({ fromCache: true, checks: { xmlRead: true } });
+    expect(jumdata().billedCallsFor(invoiceNo)).toBe(1);
+  });
+
+  it('mirrors again from the finished record\'s kept answer, unbilled, when neither invoice.json nor its index entry was written', async () => {
+    // Arrange: a finished invoice whose invoice.json and index entry are lost (a finish whose writes failed)
     const invoiceNo = '24312000000055550021';
     expect((await download(invoiceNo)).status).toBe(200);
     await s3.send(new DeleteObjectCommand({ Bucket: state.local.bucket, Key: `${invoiceFolder(invoiceNo)}invoice.json` }));
+    await deleteIndexEntry(invoiceNo);
     // Act
     const answer = await download(invoiceNo);
     // Assess: mirrored anew from the done record's links, with no second billed call, and done again (a job that

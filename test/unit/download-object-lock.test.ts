@@ -17,6 +17,7 @@ import { JobStore } from '#shared/jobs';
 import { logger } from '#shared/logger';
 import { createJumdataClient, type DownloadQuery } from '#shared/providers/jumdata';
 import { downloadInvoice } from '../../functions/download/download-invoice.ts';
+import { invoiceIndex } from '../../functions/download/invoice-index.ts';
 import { ObjectLockError } from '../../functions/download/retention.ts';
 import type { DownloadWork } from '../../functions/download/work.ts';
 import { startLocalDynamo, type LocalDynamo } from '../../local/dynamodb.ts';
@@ -48,7 +49,7 @@ beforeAll(async () => {
 afterAll(() => jumdata.close());
 
 beforeEach(async () => {
-  dynamo = await startLocalDynamo({ tables: ['jobs'] });
+  dynamo = await startLocalDynamo({ tables: ['jobs'], invoiceTables: ['invoices'] });
   dynamoClient = new DynamoDBClient({ endpoint: dynamo.endpoint, region: 'cn-north-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
   jobs = new JobStore(dynamoClient, 'jobs');
   s3mock.reset();
@@ -89,6 +90,7 @@ function download() {
       credentials: async () => JUMDATA_SANDBOX_CREDENTIALS,
     }),
     jobs,
+    index: invoiceIndex(dynamoClient, 'invoices'),
     s3: new S3Client({ region: 'cn-north-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } }),
     bucket: 'archive',
     policy: { allowedHosts: parseAllowedHosts(jumdata.fileHost), maxBytes: 1024 * 1024, maxRedirects: 3 },
