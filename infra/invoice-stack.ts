@@ -11,6 +11,7 @@ import { Construct } from 'constructs';
 import { DOWNLOAD_NODE_OPTIONS } from '../functions/download/runtime-options.ts';
 import { BridgeFunction } from './bridge-function.ts';
 import { grantInvoiceArchive, invoiceBucket } from './invoice-bucket.ts';
+import { grantInvoiceIndex, invoicesTable } from './invoices-table.ts';
 import { grantJobs, jobsTable } from './jobs-table.ts';
 import { FunctionAlarms, mailAlarms } from './alarms.ts';
 import { parseStackConfig, scheduleConfigOf, type StackConfig } from './config.ts';
@@ -39,6 +40,7 @@ export class InvoiceStack extends Stack {
   readonly functions: { retry: NodejsFunction; erpUpdate: NodejsFunction; download: NodejsFunction };
   readonly bucket: Bucket;
   readonly jobs: TableV2;
+  readonly invoices: TableV2;
   private readonly schedules: ScheduleConfig;
   private readonly config: StackConfig;
 
@@ -74,6 +76,7 @@ export class InvoiceStack extends Stack {
     });
     this.bucket = invoiceBucket(this, this.config.archive);
     this.jobs = jobsTable(this);
+    this.invoices = invoicesTable(this);
 
     const retry = this.apiFunction({
       id: 'Retry',
@@ -121,6 +124,7 @@ export class InvoiceStack extends Stack {
         // The durable link carries its own HMAC: a browser or the ERP opens it without AWS credentials.
         { method: HttpMethod.GET, path: '/files/{taxNum}/{invoiceNo}/{kind}', anonymous: true },
         { method: HttpMethod.GET, path: '/jobs' },
+        { method: HttpMethod.GET, path: '/invoices' },
       ],
       // GET /jobs lists every function's open and failed jobs, not only the download's.
       readAllJobs: true,
@@ -130,6 +134,7 @@ export class InvoiceStack extends Stack {
         JUMDATA_DOWNLOAD_PATH: '/invoice/download',
         LINK_KEY_SECRET_ID: linkKey.secretArn,
         BUCKET_NAME: this.bucket.bucketName,
+        INVOICES_TABLE: this.invoices.tableName,
         // Durable links outlive the API's own address when a custom domain is configured in front of it.
         PUBLIC_BASE_URL: this.config.publicBaseUrl ?? stage.url,
         ...(this.config.mirrorAllowedHosts.length > 0 ? { MIRROR_ALLOWED_HOSTS: this.config.mirrorAllowedHosts.join(',') } : {}),
@@ -142,6 +147,7 @@ export class InvoiceStack extends Stack {
       },
     });
     linkKey.grantRead(download);
+    grantInvoiceIndex(this.invoices, download);
     grantInvoiceArchive(this.bucket, download, { objectLock: this.config.archive.objectLockYears !== undefined });
     this.functions = { retry, erpUpdate, download };
     const functions = { retry, 'erp-update': erpUpdate, download };

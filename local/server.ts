@@ -148,6 +148,7 @@ export async function startLocalMode(options: LocalModeOptions = {}): Promise<Lo
       { method: 'POST', path: '/download', functionName: 'download', handler: download! },
       { method: 'GET', path: '/files/{taxNum}/{invoiceNo}/{kind}', functionName: 'download', handler: download! },
       { method: 'GET', path: '/jobs', functionName: 'download', handler: download! },
+      { method: 'GET', path: '/invoices', functionName: 'download', handler: download! },
     ],
     options.requestBudgetMs,
   );

@@ -14,6 +14,7 @@ import { createS3Client } from '#shared/storage';
 import { parseRequest } from '#shared/validation';
 import { downloadInvoice } from './download-invoice.ts';
 import { invoiceIndex } from './invoice-index.ts';
+import { listInvoices } from './list-invoices.ts';
 import { fileLinkSchema, isValidLinkSignature, presignGet } from './links.ts';
 import { presentInvoice } from './present.ts';
 
@@ -102,8 +103,15 @@ function baseUrlOf(event: ParsedHttpEvent): string {
  */
 const sweepJobTimeoutMs = API_BUDGET_MS;
 
+/** GET /invoices: a page of the archive's index. */
+async function answerInvoiceList(event: ParsedHttpEvent): Promise<HttpReply> {
+  const links = async () => ({ linkKey: await linkKey(), baseUrl: baseUrlOf(event) });
+  return { statusCode: 200, body: await listInvoices(index, event.queryStringParameters ?? {}, links) };
+}
+
 function answerHttp(event: ParsedHttpEvent, context: Context): Promise<HttpReply> {
   if (event.routeKey === 'GET /jobs') return listJobs(jobs, event.queryStringParameters);
+  if (event.routeKey === 'GET /invoices') return answerInvoiceList(event);
   if (event.requestContext.http.method === 'GET') return answerFileLink(event);
   return answerDownload(event.body, context, baseUrlOf(event), API_BUDGET_MS);
 }

@@ -1,0 +1,39 @@
+import { RemovalPolicy } from 'aws-cdk-lib';
+import { AttributeType, Billing, TableEncryptionV2, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { Effect, PolicyStatement, type IGrantable } from 'aws-cdk-lib/aws-iam';
+import type { Construct } from 'constructs';
+import { INVOICES_BY_DATE } from '../functions/download/invoice-index.ts';
+
+/**
+ * The archive's index (functions/download/invoice-index.ts): one entry per mirrored invoice, by (taxNum, invoiceNo),
+ * and the `byIssueDate` index GET /invoices and the ledger read. Kept for good, like the invoices it indexes.
+ */
+export function invoicesTable(scope: Construct): TableV2 {
+  return new TableV2(scope, 'Invoices', {
+    partitionKey: { name: 'pk', type: AttributeType.STRING },
+    billing: Billing.onDemand(),
+    encryption: TableEncryptionV2.awsManagedKey(),
+    pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+    // The index of legal originals kept for 30 years must outlive the stack.
+    removalPolicy: RemovalPolicy.RETAIN,
+    deletionProtection: true,
+    globalSecondaryIndexes: [
+      {
+        indexName: INVOICES_BY_DATE,
+        partitionKey: { name: 'taxNum', type: AttributeType.STRING },
+        sortKey: { name: 'issueSort', type: AttributeType.STRING },
+      },
+    ],
+  });
+}
+
+/** The download function reads entries, adds them (never deletes or updates one), and queries by issue date. */
+export function grantInvoiceIndex(table: TableV2, grantee: IGrantable): void {
+  grantee.grantPrincipal.addToPrincipalPolicy(
+    new PolicyStatement({
+      effect: Effect.ALLOW,
+      actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'],
+      resources: [table.tableArn, `${table.tableArn}/index/${INVOICES_BY_DATE}`],
+    }),
+  );
+}

@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import { SANDBOX_XML_CASES as CASES } from '../../local/sandboxes/invoice-xml.ts';
+import { useLocalMode } from '../helpers/local-mode.ts';
+
+/**
+ * GET /invoices end to end through local mode: invoices mirrored by POST /download, listed from the archive's index
+ * by issue date, a page at a time, each bad parameter a 400 naming it.
+ */
+
+const { state, post, get } = useLocalMode();
+const taxNum = '91310117568051222X';
+const mirror = (invoiceNo: string, issueDate: string, direction = 'sales') => post('/download', { taxNum, invoiceNo, issueDate, direction });
+const list = (query: string) => get(`/invoices?${query}`);
+
+describe('GET /invoices', () => {
+  it('lists a month of mirrored invoices by issue date then number, with their metadata, checks and durable links', async () => {
+    // Prepare: April and May invoices (the sandbox issues each on the requested day), one of them a purchase
+    for (const [invoiceNo, day, direction] of [
+      ['24312000000088880003', '2024-04-20', 'sales'],
+      ['24312000000088880001', '2024-04-03', 'sales'],
+      ['24312000000088880002', '2024-04-20', 'purchase'],
+      ['24312000000088880004', '2024-05-02', 'sales'],
+    ] as const) {
+      expect((await mirror(invoiceNo, day, direction)).status).toBe(200);
+    }
+    // Act
+    const april = await list(`taxNum=${taxNum}&from=2024-04-01&to=2024-04-30`);
+    // Assess
+    expect(april.status).toBe(200);
+    expect(april.body.invoices.map((entry: any) => [entry.issueDate, entry.invoiceNo, entry.direction])).toEqual([
+      ['2024-04-03', '24312000000088880001', 'sales'],
+      ['2024-04-20', '24312000000088880002', 'purchase'],
+      ['2024-04-20', '24312000000088880003', 'sales'],
+    ]);
+    const [first] = april.body.invoices;
+    expect(first.invoice).toMatchObject({ number: '24312000000088880001', amount: '1200.00', tax: '93.00', total: '1293.00' });
+    expect(first.invoice.items).toBeUndefined();
+    expect(first.checks).toEqual({ xmlRead: true, numberMatches: true, partyMatches: true, itemsAddUp: true });
+    expect(first.files.pdf).toMatchObject({ link: expect.stringContaining('/files/'), sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(first.files.pdf.url).toBeUndefined();
+    expect(april.body.cursor).toBeUndefined();
+    // The link opens the file
+    const opened = await fetch(first.files.pdf.link, { redirect: 'manual' });
+    expect(opened.status).toBe(302);
+  });
+
+  it('keeps one direction when asked', async () => {
+    const sales = await list(`taxNum=${taxNum}&from=2024-04-01&to=2024-04-30&direction=purchase`);
+    expect(sales.body.invoices.map((entry: any) => entry.invoiceNo)).toEqual(['24312000000088880002']);
+  });
+
+  it('pages with its cursor, every invoice once', async () => {
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await list(`taxNum=${taxNum}&from=2024-01-01&to=2024-12-31&limit=1${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(page.status).toBe(200);
+      seen.push(...page.body.invoices.map((entry: any) => entry.invoiceNo));
+      cursor = page.body.cursor;
+    } while (cursor);
+    expect(seen).toEqual(['24312000000088880001', '24312000000088880002', '24312000000088880003', '24312000000088880004']);
+  });
+
+  it('lists a red-letter invoice with its negative totals and the blue one it reverses', async () => {
+    expect((await mirror(CASES.redLetter.invoiceNo, '2024-06-01')).status).toBe(200);
+    const june = await list(`taxNum=${taxNum}&from=2024-04-25&to=2024-04-25`);
+    const red = june.body.invoices.find((entry: any) => entry.invoiceNo === CASES.redLetter.invoiceNo);
+    // Listed on the XML's issue date, not the request's
+    expect(red).toMatchObject({ issueDate: '2024-04-25', invoice: { redLetterOf: CASES.plain.invoiceNo, total: expect.stringMatching(/^-/) } });
+  });
+
+  it.each([
+    ['taxNum', `from=2024-04-01&to=2024-04-30`],
+    ['from', `taxNum=${taxNum}&from=2024-13-01&to=2024-04-30`],
+    ['to', `taxNum=${taxNum}&from=2024-04-30&to=2024-04-01`],
+    ['to', `taxNum=${taxNum}&from=2024-01-01&to=2025-01-01`],
+    ['direction', `taxNum=${taxNum}&from=2024-04-01&to=2024-04-30&direction=both`],
+    ['limit', `taxNum=${taxNum}&from=2024-04-01&to=2024-04-30&limit=501`],
+    ['cursor', `taxNum=${taxNum}&from=2024-04-01&to=2024-04-30&cursor=`],
+    ['cursor', `taxNum=${taxNum}&from=2024-04-01&to=2024-04-30&cursor=eyJwayI6IngifQ`],
+  ])('answers 400 naming %s for %s', async (field, query) => {
+    const answer = await list(query);
+    expect(answer.status).toBe(400);
+    expect(answer.body.error.details.map((d: { field: string }) => d.field)).toContain(field);
+  });
+
+  it("answers 400 naming cursor for another taxpayer's cursor", async () => {
+    const page = await list(`taxNum=${taxNum}&from=2024-01-01&to=2024-12-31&limit=1`);
+    const other = await list(`taxNum=91110000600037341L&from=2024-01-01&to=2024-12-31&cursor=${page.body.cursor}`);
+    expect(other.status).toBe(400);
+    expect(other.body.error.details).toEqual([{ field: 'cursor', message: 'is not a cursor from an earlier answer to the same question' }]);
+  });
+});
