@@ -13,11 +13,13 @@ import {
   erpUpdateResultSchema,
   errorBodySchema,
   fileLinkRedirectSchema,
+  invoiceListSchema,
   jobListSchema,
   retryAcceptedSchema,
   retryIssuedSchema,
 } from '../shared/api-responses.ts';
 import { listJobsSchema } from '../shared/jobs-api.ts';
+import { listInvoicesSchema } from '../functions/download/list-invoices.ts';
 import { ORDER_NO_MAX_LENGTH } from '../shared/validation.ts';
 
 /**
@@ -58,6 +60,7 @@ const responseSchemas = {
   DownloadPending: downloadPendingSchema,
   FileLinkRedirect: fileLinkRedirectSchema,
   JobList: jobListSchema,
+  InvoiceList: invoiceListSchema,
   Error: errorBodySchema,
 };
 type SchemaName = keyof typeof requestSchemas | keyof typeof responseSchemas;
@@ -291,6 +294,29 @@ export function openApiDocument() {
           responses: {
             200: success('One page of jobs', 'JobList'),
             ...errors([400, 500], { 400: '`VALIDATION_FAILED`: a bad parameter, or a cursor that is not from an earlier answer.' }),
+          },
+        },
+      },
+      '/invoices': {
+        get: {
+          operationId: 'listInvoices',
+          summary: "The archive: a taxpayer's mirrored invoices issued in a period, with their metadata",
+          description:
+            'By issue date (the XML\'s), then invoice number; from the index, never the bucket. Each entry is the download ' +
+            "answer's invoice (without `items`), its checks, and each file's durable link, size and sha256 (no presigned URL).",
+          tags: ['archive'],
+          security: IAM,
+          parameters: parametersOf('/invoices', listInvoicesSchema, {
+            taxNum: 'The taxpayer whose invoices (as seller for sales, as buyer for purchase) are listed',
+            from: 'First issue date, included',
+            to: 'Last issue date, included; at most 366 days after `from`',
+            direction: 'Both when absent',
+            limit: 'Invoices per page at most (a page may hold fewer: the cursor goes on)',
+            cursor: 'The `cursor` of the previous answer, for the next page',
+          }),
+          responses: {
+            200: success('One page of invoices', 'InvoiceList'),
+            ...errors([400, 500], { 400: '`VALIDATION_FAILED`: a bad parameter (each named), or a cursor that is not from an earlier answer to the same question.' }),
           },
         },
       },

@@ -114,6 +114,27 @@ export const downloadResultSchema = z.object({
     .describe('Present when the invoice was stored earlier under another `issueDate` or `direction` than asked: names the stored values, which this answer carries'),
 });
 
+/** GET /invoices, 200: a page of a taxpayer's mirrored invoices, by issue date then invoice number. */
+export const invoiceListSchema = z.object({
+  invoices: z.array(
+    z.object({
+      taxNum: z.string(),
+      invoiceNo: z.string(),
+      issueDate: z.iso.date().describe("The XML's issue date where it was read, else the download request's"),
+      direction: z.enum(['sales', 'purchase']),
+      mirroredAt: z.iso.datetime(),
+      invoice: invoiceMetadataSchema.omit({ items: true }),
+      checks: invoiceChecksSchema.optional(),
+      files: z.object(
+        Object.fromEntries(
+          (['pdf', 'ofd', 'xml'] as const).map((kind) => [kind, mirroredFileSchema.omit({ url: true, expiresAt: true })]),
+        ) as Record<'pdf' | 'ofd' | 'xml', z.ZodObject<Omit<typeof mirroredFileSchema.shape, 'url' | 'expiresAt'>>>,
+      ),
+    }),
+  ),
+  cursor: z.string().optional().describe('Pass as `cursor` for the next page; absent on the last one. A page may hold fewer than `limit` invoices'),
+});
+
 /** POST /download, 202: the files could not be stored within the request's time; a sweep finishes the work. */
 export const downloadPendingSchema = z.object({
   taxNum: z.string(),

@@ -56,13 +56,13 @@ describe('the HTTP API', () => {
   it('has no route without IAM authorization but the durable file link', () => {
     const routes = Object.values(template.findResources('AWS::ApiGatewayV2::Route'));
     const anonymous = routes.filter((route) => route.Properties.AuthorizationType !== 'AWS_IAM');
-    expect(routes.length).toBe(5);
+    expect(routes.length).toBe(6);
     expect(anonymous.map((route) => [route.Properties.RouteKey, route.Properties.AuthorizationType])).toEqual([
       ['GET /files/{taxNum}/{invoiceNo}/{kind}', 'NONE'],
     ]);
   });
 
-  it('routes GET /jobs to the download function with IAM authorization', () => {
+  it.each(['GET /jobs', 'GET /invoices'])('routes %s to the download function with IAM authorization', (routeKey) => {
     // Prepare
     const [downloadIntegration] = Object.entries(template.findResources('AWS::ApiGatewayV2::Integration')).find(([, integration]) =>
       JSON.stringify(integration.Properties.IntegrationUri).includes(functionNamed('download').logicalId),
@@ -70,7 +70,7 @@ describe('the HTTP API', () => {
 
     // Assess
     template.hasResourceProperties('AWS::ApiGatewayV2::Route', {
-      RouteKey: 'GET /jobs',
+      RouteKey: routeKey,
       AuthorizationType: 'AWS_IAM',
       Target: { 'Fn::Join': ['', ['integrations/', { Ref: downloadIntegration }]] },
     });
@@ -368,13 +368,16 @@ describe('the download function', () => {
   });
 });
 
+/** The DynamoDB table of the stack whose logical id starts with `prefix` (Jobs, Invoices). */
+const tableNamed = (prefix: string) => {
+  const tables = Object.entries(template.findResources('AWS::DynamoDB::GlobalTable')).filter(([id]) => id.startsWith(prefix));
+  expect(tables).toHaveLength(1);
+  const [logicalId, resource] = tables[0]!;
+  return { logicalId, resource, properties: resource.Properties };
+};
+
 describe('the jobs table', () => {
-  const table = () => {
-    const tables = Object.entries(template.findResources('AWS::DynamoDB::GlobalTable'));
-    expect(tables).toHaveLength(1);
-    const [logicalId, resource] = tables[0]!;
-    return { logicalId, resource, properties: resource.Properties };
-  };
+  const table = () => tableNamed('Jobs');
   const tableArn = () => ({ 'Fn::GetAtt': [table().logicalId, 'Arn'] });
   const indexArn = () => ({ 'Fn::Join': ['', [tableArn(), '/index/byQueue']] });
 
@@ -398,7 +401,8 @@ describe('the jobs table', () => {
     expect(properties.Replicas[0].PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
   });
 
-  const jobStatementsOf = (name: string) => statementsOf(name).filter((s) => JSON.stringify(s.Action).includes('dynamodb:'));
+  const jobStatementsOf = (name: string) =>
+    statementsOf(name).filter((s) => JSON.stringify(s.Action).includes('dynamodb:') && JSON.stringify(s.Resource).includes(table().logicalId));
   const ownJobs = (name: JobFunction) => ({
     Action: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'],
     Effect: 'Allow',
@@ -419,6 +423,44 @@ describe('the jobs table', () => {
 
   it.each(JOB_FUNCTIONS)('tells the %s function the table\'s name', (name) => {
     expect(functionNamed(name).properties.Environment.Variables.JOBS_TABLE).toEqual({ Ref: table().logicalId });
+  });
+});
+
+describe("the archive's index of invoices", () => {
+  const table = () => tableNamed('Invoices');
+
+  it('is keyed by invoice, indexed by taxpayer and issue date, never expires, and outlives the stack', () => {
+    const { resource, properties } = table();
+    expect(resource.DeletionPolicy).toBe('Retain');
+    expect(properties.Replicas[0].DeletionProtectionEnabled).toBe(true);
+    expect(properties.KeySchema).toEqual([{ AttributeName: 'pk', KeyType: 'HASH' }]);
+    expect(properties.GlobalSecondaryIndexes).toEqual([
+      expect.objectContaining({
+        IndexName: 'byIssueDate',
+        KeySchema: [
+          { AttributeName: 'taxNum', KeyType: 'HASH' },
+          { AttributeName: 'issueSort', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      }),
+    ]);
+    expect(properties.TimeToLiveSpecification).toBeUndefined();
+    expect(properties.Replicas[0].PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
+  });
+
+  it('lets the download function read, add and query entries, and no other function touch it', () => {
+    const tableArn = { 'Fn::GetAtt': [table().logicalId, 'Arn'] };
+    const indexStatements = (name: JobFunction) => statementsOf(name).filter((s) => JSON.stringify(s.Resource).includes(table().logicalId));
+    expect(indexStatements('download')).toEqual([
+      {
+        Action: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'],
+        Effect: 'Allow',
+        Resource: [tableArn, { 'Fn::Join': ['', [tableArn, '/index/byIssueDate']] }],
+      },
+    ]);
+    expect(indexStatements('retry')).toEqual([]);
+    expect(indexStatements('erp-update')).toEqual([]);
+    expect(functionNamed('download').properties.Environment.Variables.INVOICES_TABLE).toEqual({ Ref: table().logicalId });
   });
 });
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { invoiceListSchema } from '#shared/api-responses';
 import { SANDBOX_XML_CASES as CASES } from '../../local/sandboxes/invoice-xml.ts';
 import { useLocalMode } from '../helpers/local-mode.ts';
 
@@ -39,6 +40,7 @@ describe('GET /invoices', () => {
     expect(first.files.pdf).toMatchObject({ link: expect.stringContaining('/files/'), sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
     expect(first.files.pdf.url).toBeUndefined();
     expect(april.body.cursor).toBeUndefined();
+    expect(invoiceListSchema.safeParse(april.body).error?.issues ?? []).toEqual([]);
     // The link opens the file
     const opened = await fetch(first.files.pdf.link, { redirect: 'manual' });
     expect(opened.status).toBe(302);
