@@ -210,9 +210,14 @@ async function runJob(handleJob: () => Promise<HttpReply>) {
 
 /** A scheduled sweep of the function's unfinished jobs: `{"action": "sweep"}`. */
 export function sweepHandler<R>(runSweep: (context: Context) => Promise<R>) {
+  return actionHandler((_event, context) => runSweep(context));
+}
+
+/** An invocation `{"action": NAME, …}` (a sweep, a one-off run), with the function's logger context. */
+export function actionHandler<R>(run: (event: Record<string, unknown>, context: Context) => Promise<R>) {
   return middy<unknown, R>()
     .use(injectLambdaContext(logger, { resetKeys: true }))
-    .handler(async (_event, context) => runSweep(context));
+    .handler(async (event, context) => run(event as Record<string, unknown>, context));
 }
 
 type HttpEntry = ReturnType<typeof httpHandler>;
@@ -220,13 +225,15 @@ type BatchEntry = ReturnType<typeof batchHandler>;
 type SweepEntry = (event: unknown, context: Context) => Promise<unknown>;
 
 /**
- * The Lambda entry point: API Gateway requests go to the HTTP stack, `{"action": "sweep"}` to the sweep, anything
- * else is a scheduled batch.
+ * The Lambda entry point: API Gateway requests go to the HTTP stack, `{"action": "sweep"}` to the sweep, another
+ * action the function knows to its handler, anything else is a scheduled batch.
  */
-export function lambdaEntry(http: HttpEntry, batch: BatchEntry, sweep: SweepEntry) {
+export function lambdaEntry(http: HttpEntry, batch: BatchEntry, sweep: SweepEntry, actions: Record<string, SweepEntry> = {}) {
   return async (event: unknown, context: Context) => {
     if (isHttpEvent(event)) return http(event, context);
-    if ((event as { action?: unknown } | null)?.action === 'sweep') return sweep(event, context);
+    const action = (event as { action?: unknown } | null)?.action;
+    if (action === 'sweep') return sweep(event, context);
+    if (typeof action === 'string' && Object.hasOwn(actions, action)) return actions[action]!(event, context);
     return batch(event, context);
   };
 }

@@ -1,4 +1,4 @@
-import { DeleteObjectCommand, HeadObjectCommand, NotFound, S3ServiceException, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, NotFound, S3ServiceException, type S3Client } from '@aws-sdk/client-s3';
 import type { FileFetchPolicy } from '#shared/file-fetch';
 import { logger } from '#shared/logger';
 import { invoiceSummary, type DownloadQuery, type JumdataInvoice } from '#shared/providers/jumdata';
@@ -191,7 +191,27 @@ export function invoiceArchive(settings: ArchiveSettings) {
     }
   }
 
-  return { read, stage, commit, removeLeftovers };
+  /**
+   * The invoice.json of every mirrored invoice, a page of the bucket's listing at a time, in key order, from after
+   * `cursor` (for reindexing invoices mirrored before the index).
+   */
+  async function listRecords(cursor: string | undefined): Promise<{ records: MirroredInvoice[]; cursor?: string }> {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'invoices/', StartAfter: cursor, MaxKeys: 400 }));
+    const keys = (page.Contents ?? []).map((object) => object.Key!).filter((key) => key.endsWith('/invoice.json'));
+    const found = await Promise.all(keys.map(async (key) => (await records.get<MirroredInvoice>(key))?.value));
+    const last = page.Contents?.at(-1)?.Key;
+    return { records: found.filter((record) => record !== undefined), cursor: page.IsTruncated ? last : undefined };
+  }
+
+  /** A stored invoice's xml zip, in memory up to the cap that mirroring keeps. */
+  async function readStoredXml(record: MirroredInvoice): Promise<Pick<KeptBytes, 'bytes'>> {
+    const file = record.files.xml;
+    if (file.bytes > MAX_XML_ZIP_BYTES) return { bytes: undefined };
+    const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: file.key, VersionId: file.versionId }));
+    return { bytes: Buffer.from(await object.Body!.transformToByteArray()) };
+  }
+
+  return { read, stage, commit, removeLeftovers, listRecords, readStoredXml };
 }
 
 /** The index entry of a mirrored invoice: listed by the XML's issue date where it was read, else the request's. */
@@ -205,7 +225,7 @@ export function entryOf(record: MirroredInvoice): InvoiceEntry {
 const MAX_XML_ZIP_BYTES = 10 * 1024 * 1024;
 
 /** What the XML says, read from the kept bytes. The reader is loaded at the first mirror, not at cold start. */
-async function readXml(keep: KeptBytes, query: DownloadQuery): Promise<InvoiceXmlReading> {
+export async function readXml(keep: Pick<KeptBytes, 'bytes'>, query: DownloadQuery): Promise<InvoiceXmlReading> {
   const bytes = keep.bytes;
   if (!bytes) {
     const problem = `the xml zip is over ${MAX_XML_ZIP_BYTES} bytes, more than is read`;

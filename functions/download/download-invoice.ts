@@ -87,7 +87,7 @@ export function downloadInvoice(deps: DownloadDeps) {
     commit: (archived) => archive.commit(archived),
     dueBy: (kept) => (kept.jumdata ? linksUsableUntil(kept.jumdata) : undefined),
   });
-  return { ...jobs, parse: (input: unknown) => parseRequest(schema, input), read: archive.read };
+  return { ...jobs, parse: (input: unknown) => parseRequest(schema, input), archive };
 }
 
 /**

@@ -4,7 +4,7 @@ import { loadDownloadConfig, sweepSettingsOf } from '#shared/config';
 import { ForbiddenError, NotFoundError } from '#shared/errors';
 import { parseAllowedHosts } from '#shared/file-fetch';
 import { listJobs } from '#shared/jobs-api';
-import { API_BUDGET_MS, batchHandler, httpHandler, lambdaEntry, sweepHandler, type HttpReply, type ParsedHttpEvent } from '#shared/middleware';
+import { actionHandler, API_BUDGET_MS, batchHandler, httpHandler, lambdaEntry, sweepHandler, type HttpReply, type ParsedHttpEvent } from '#shared/middleware';
 import { replyOf, isOutOfTime } from '#shared/outcomes';
 import { createJumdataClient, type DownloadQuery } from '#shared/providers/jumdata';
 import { jumdataSecretSchema, linkKeySecretSchema, loadProviderSecret } from '#shared/secrets';
@@ -15,6 +15,7 @@ import { parseRequest } from '#shared/validation';
 import { downloadInvoice } from './download-invoice.ts';
 import { invoiceIndex } from './invoice-index.ts';
 import { listInvoices } from './list-invoices.ts';
+import { reindex } from './reindex.ts';
 import { fileLinkSchema, isValidLinkSignature, presignGet } from './links.ts';
 import { presentInvoice } from './present.ts';
 
@@ -83,7 +84,7 @@ async function answerFileLink(event: ParsedHttpEvent): Promise<HttpReply> {
   if (!isValidLinkSignature(await linkKey(), taxNum, invoiceNo, kind, sig)) {
     throw new ForbiddenError('This link is not valid: its signature does not match');
   }
-  const archived = await download.read(taxNum, invoiceNo);
+  const archived = await download.archive.read(taxNum, invoiceNo);
   if (!archived) throw new NotFoundError(`Invoice ${invoiceNo} of ${taxNum} is not mirrored`);
   const { url, expiresAt } = await presignGet(s3, config.BUCKET_NAME, archived.invoice.files[kind].key, config.PRESIGNED_URL_SECONDS);
   return { statusCode: 302, headers: { location: url, 'cache-control': 'no-store' }, body: { url, expiresAt } };
@@ -129,4 +130,13 @@ export const handler = lambdaEntry(
       context,
     ),
   ),
+  {
+    // `{"action": "reindex", "cursor"?}`: index the invoices mirrored before the index (README "The archive").
+    reindex: actionHandler((event, context) =>
+      reindex(download.archive, index, {
+        cursor: typeof event.cursor === 'string' ? event.cursor : undefined,
+        deadline: Date.now() + context.getRemainingTimeInMillis(),
+      }),
+    ),
+  },
 );

@@ -1,4 +1,8 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DeleteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
+import { LOCAL_S3_CREDENTIALS } from '../../local/s3.ts';
 import { invoiceListSchema } from '#shared/api-responses';
 import { SANDBOX_XML_CASES as CASES } from '../../local/sandboxes/invoice-xml.ts';
 import { useLocalMode } from '../helpers/local-mode.ts';
@@ -93,3 +97,51 @@ describe('GET /invoices', () => {
     expect(other.body.error.details).toEqual([{ field: 'cursor', message: 'is not a cursor from an earlier answer to the same question' }]);
   });
 });
+
+describe('invoices mirrored before the index', () => {
+  it('are indexed by the reindex run from their stored files, with no Jumdata call, a wrong party flagged, none deleted', async () => {
+    // Prepare: two invoices as an earlier version left them: an invoice.json of the old shape, no index entry; the
+    // second one recorded as a purchase, though its XML names the taxpayer as seller
+    const old = ['24312000000077770101', '24312000000077770102'];
+    for (const invoiceNo of old) expect((await mirror(invoiceNo, '2024-08-08')).status).toBe(200);
+    await makeOld(old[0]!, 'sales');
+    await makeOld(old[1]!, 'purchase');
+    const billed = state.local.sandboxes.jumdata!.billedCalls();
+    const before = await list(`taxNum=${taxNum}&from=2024-08-01&to=2024-08-31`);
+    expect(before.body.invoices).toEqual([]);
+    // Act
+    const report = await state.local.invoke('download', { action: 'reindex' });
+    // Assess
+    expect(report).toMatchObject({ indexed: 2, withProblems: 1 });
+    const after = await list(`taxNum=${taxNum}&from=2024-08-01&to=2024-08-31`);
+    expect(after.body.invoices.map((entry: any) => [entry.invoiceNo, entry.checks.partyMatches])).toEqual([
+      [old[0], true],
+      [old[1], false],
+    ]);
+    expect(after.body.invoices[0].invoice).toMatchObject({ amount: '1200.00', total: '1293.00' });
+    expect(state.local.sandboxes.jumdata!.billedCalls()).toBe(billed);
+    // A second run finds nothing to do
+    expect(await state.local.invoke('download', { action: 'reindex' })).toMatchObject({ indexed: 0 });
+  });
+});
+
+/** Turns a mirrored invoice into one mirrored before the index: invoice.json of the old shape, and no entry. */
+async function makeOld(invoiceNo: string, direction: string): Promise<void> {
+  const s3 = new S3Client({
+    endpoint: state.local.s3!.endpoint,
+    region: 'cn-north-1',
+    forcePathStyle: true,
+    credentials: LOCAL_S3_CREDENTIALS,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+  const key = `invoices/${taxNum}/${invoiceNo}/invoice.json`;
+  const record = JSON.parse(await (await s3.send(new GetObjectCommand({ Bucket: state.local.bucket, Key: key }))).Body!.transformToString());
+  const { checks: _checks, invoice, ...rest } = record;
+  const oldShape = { ...rest, direction, invoice: { voided: invoice.voided, redFlushed: invoice.redFlushed, buyerTaxNum: invoice.buyerTaxNum } };
+  await s3.send(new PutObjectCommand({ Bucket: state.local.bucket, Key: key, Body: JSON.stringify(oldShape), ContentType: 'application/json' }));
+  const documents = DynamoDBDocumentClient.from(
+    new DynamoDBClient({ endpoint: state.local.dynamo!.endpoint, region: 'cn-north-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }),
+  );
+  await documents.send(new DeleteCommand({ TableName: state.local.invoicesTable, Key: { pk: `${taxNum}#${invoiceNo}` } }));
+}
