@@ -12,6 +12,7 @@ import {
   erpUpdateResultSchema,
   errorBodySchema,
   fileLinkRedirectSchema,
+  invoiceListSchema,
   jobListSchema,
   retryAcceptedSchema,
   retryIssuedSchema,
@@ -360,6 +361,27 @@ describe('the answer schemas', () => {
     sha256: '823c6c7bd5f9d8aa0b2c0e0c29ac1a3e1e1b0c8e7f3c1b59a1f2d3e4c5b6a798',
     contentType,
   });
+  /** README's example invoice metadata ("The archive"). */
+  const readmeInvoice = {
+    number: invoiceNo,
+    issuedAt: '2024-04-25 15:58:41',
+    type: '普通发票',
+    seller: { taxNum, name: '上海示例信息技术有限公司' },
+    buyer: { taxNum: '91110000600037341L', name: '北京示例贸易有限公司' },
+    amount: '1200.00',
+    tax: '93.00',
+    total: '1293.00',
+    items: [
+      { name: '*信息技术服务*软件维护服务费', spec: 'V1', unit: '项', quantity: '1', unitPrice: '1000', amount: '1000.00', taxRate: '6%', tax: '60.00' },
+      { name: '*信息技术服务*软件维护服务费', spec: '', unit: '', quantity: '', unitPrice: '', amount: '-100.00', taxRate: '6%', tax: '-6.00' },
+    ],
+    redLetterOf: null,
+    remark: '合同号 HT-2024-0425',
+    voided: false,
+    redFlushed: false,
+    buyerTaxNum: '91110000600037341L',
+    verification: '经查验,发票信息一致',
+  };
   const readmeAnswers = [
     {
       label: 'an issued order',
@@ -419,8 +441,37 @@ describe('the answer schemas', () => {
           direction: 'sales',
           fromCache: false,
           mirroredAt: '2026-11-22T03:36:11.172Z',
-          invoice: { voided: false, redFlushed: false, buyerTaxNum: '91330110MAC6123456' },
+          invoice: readmeInvoice,
+          checks: { xmlRead: true, numberMatches: true, partyMatches: true, itemsAddUp: true },
           files: { pdf: file('pdf', 'application/pdf'), ofd: file('ofd', 'application/zip'), xml: file('xml', 'application/zip') },
+        },
+      },
+    },
+    {
+      label: 'a page of the archive',
+      route: 'GET /invoices',
+      schema: invoiceListSchema,
+      answer: {
+        statusCode: 200,
+        body: {
+          invoices: [
+            {
+              taxNum,
+              invoiceNo,
+              issueDate: '2024-04-25',
+              direction: 'sales',
+              mirroredAt: '2026-11-22T03:36:11.172Z',
+              invoice: (({ items: _items, ...rest }) => rest)(readmeInvoice),
+              checks: { xmlRead: true, numberMatches: true, partyMatches: true, itemsAddUp: true },
+              files: Object.fromEntries(
+                (['pdf', 'ofd', 'xml'] as const).map((kind) => {
+                  const { url: _url, expiresAt: _expiresAt, ...listed } = file(kind, kind === 'pdf' ? 'application/pdf' : 'application/zip');
+                  return [kind, listed];
+                }),
+              ),
+            },
+          ],
+          cursor: 'eyJwayI6Ii4uLiJ9',
         },
       },
     },
