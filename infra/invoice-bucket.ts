@@ -71,6 +71,12 @@ export function grantInvoiceArchive(bucket: Bucket, grantee: IGrantable, options
       actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObjectVersion', 's3:AbortMultipartUpload'],
       resources: [objects('invoices/')],
     }),
+    // Writing 台账 ledgers (multipart), reading them back through presigned URLs, and removing an aborted one.
+    new PolicyStatement({
+      effect: Effect.ALLOW,
+      actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObjectVersion', 's3:AbortMultipartUpload'],
+      resources: [objects('ledgers/')],
+    }),
     // Locking a completely mirrored invoice's objects (Object Lock, compliance mode), when the bucket has it.
     ...(options.objectLock
       ? [new PolicyStatement({ effect: Effect.ALLOW, actions: ['s3:PutObjectRetention'], resources: [objects('invoices/')] })]
@@ -79,8 +85,14 @@ export function grantInvoiceArchive(bucket: Bucket, grantee: IGrantable, options
   for (const statement of statements) grantee.grantPrincipal.addToPrincipalPolicy(statement);
   const stack = Stack.of(bucket);
   const arn = stack.getLogicalId(bucket.node.defaultChild as never);
-  Validations.of(grantee.grantPrincipal as unknown as Construct).acknowledge({
-    id: `AwsSolutions-IAM5[Resource::<${arn}.Arn>/invoices/*]`,
-    reason: 'Object access is limited to the invoices/ prefix, whose keys are made per invoice.',
-  });
+  Validations.of(grantee.grantPrincipal as unknown as Construct).acknowledge(
+    {
+      id: `AwsSolutions-IAM5[Resource::<${arn}.Arn>/invoices/*]`,
+      reason: 'Object access is limited to the invoices/ prefix, whose keys are made per invoice.',
+    },
+    {
+      id: `AwsSolutions-IAM5[Resource::<${arn}.Arn>/ledgers/*]`,
+      reason: 'Ledger access is limited to the ledgers/ prefix, whose keys are made per ledger written.',
+    },
+  );
 }

@@ -125,6 +125,7 @@ export class InvoiceStack extends Stack {
         { method: HttpMethod.GET, path: '/files/{taxNum}/{invoiceNo}/{kind}', anonymous: true },
         { method: HttpMethod.GET, path: '/jobs' },
         { method: HttpMethod.GET, path: '/invoices' },
+        { method: HttpMethod.GET, path: '/invoices/ledger' },
       ],
       // GET /jobs lists every function's open and failed jobs, not only the download's.
       readAllJobs: true,

@@ -15,11 +15,14 @@ import {
   fileLinkRedirectSchema,
   invoiceListSchema,
   jobListSchema,
+  ledgerPendingSchema,
+  ledgerWrittenSchema,
   retryAcceptedSchema,
   retryIssuedSchema,
 } from '../shared/api-responses.ts';
 import { listJobsSchema } from '../shared/jobs-api.ts';
 import { listInvoicesSchema } from '../functions/download/list-invoices.ts';
+import { ledgerRequestSchema } from '../functions/download/ledger-job.ts';
 import { ORDER_NO_MAX_LENGTH } from '../shared/validation.ts';
 
 /**
@@ -61,6 +64,8 @@ const responseSchemas = {
   FileLinkRedirect: fileLinkRedirectSchema,
   JobList: jobListSchema,
   InvoiceList: invoiceListSchema,
+  LedgerWritten: ledgerWrittenSchema,
+  LedgerPending: ledgerPendingSchema,
   Error: errorBodySchema,
 };
 type SchemaName = keyof typeof requestSchemas | keyof typeof responseSchemas;
@@ -317,6 +322,38 @@ export function openApiDocument() {
           responses: {
             200: success('One page of invoices', 'InvoiceList'),
             ...errors([400, 500], { 400: '`VALIDATION_FAILED`: a bad parameter (each named), or a cursor that is not from an earlier answer to the same question.' }),
+          },
+        },
+      },
+      '/invoices/ledger': {
+        get: {
+          operationId: 'writeLedger',
+          summary: 'The 台账 of one direction for a period: written to S3, answered with a redirect to it',
+          description:
+            'CSV (UTF-8 with a byte-order mark, CRLF, RFC 4180, the 21 columns, a last row 合计 with exact sums over the ' +
+            'rows not voided; text starting with = + - @ tab or CR written with a leading \') or XLSX (one sheet, ' +
+            'numbers as text, money as numbers with two decimals, the header frozen). Rows in `GET /invoices` order. The ' +
+            'same question asked again within 15 minutes of a ledger being written gets that file.',
+          tags: ['archive'],
+          security: IAM,
+          parameters: parametersOf('/invoices/ledger', ledgerRequestSchema, {
+            taxNum: 'The taxpayer',
+            from: 'First issue date, included',
+            to: 'Last issue date, included; at most 366 days after `from`',
+            direction: '`sales` (销项) or `purchase` (进项): one ledger each',
+            format: '`csv` or `xlsx`',
+          }),
+          responses: {
+            303: {
+              description: 'The ledger is written: `Location` is a presigned URL of the file (short-lived)',
+              headers: { 'x-request-id': requestId, Location: { description: 'The presigned URL', schema: { type: 'string' } } },
+              content: json('LedgerWritten'),
+            },
+            202: {
+              ...success('The ledger could not be written within the request: it is being written; ask again later', 'LedgerPending'),
+              headers: { 'x-request-id': requestId, 'Retry-After': retryAfter },
+            },
+            ...errors([400, 500]),
           },
         },
       },

@@ -149,6 +149,7 @@ export async function startLocalMode(options: LocalModeOptions = {}): Promise<Lo
       { method: 'GET', path: '/files/{taxNum}/{invoiceNo}/{kind}', functionName: 'download', handler: download! },
       { method: 'GET', path: '/jobs', functionName: 'download', handler: download! },
       { method: 'GET', path: '/invoices', functionName: 'download', handler: download! },
+      { method: 'GET', path: '/invoices/ledger', functionName: 'download', handler: download! },
     ],
     options.requestBudgetMs,
   );

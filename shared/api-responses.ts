@@ -135,6 +135,21 @@ export const invoiceListSchema = z.object({
   cursor: z.string().optional().describe('Pass as `cursor` for the next page; absent on the last one. A page may hold fewer than `limit` invoices'),
 });
 
+const totalsSchema = z.object({ amount: money(), tax: money(), total: money() });
+
+/** GET /invoices/ledger, 303: the 台账 written to S3; `Location` is its presigned URL. */
+export const ledgerWrittenSchema = z.object({
+  rows: z.number().int().nonnegative(),
+  totals: totalsSchema.describe('Exact sums over the rows that are not voided, as the 合计 row says'),
+  url: z.url().describe('A presigned S3 URL of the file, short-lived (the Location header)'),
+  expiresAt: z.iso.datetime(),
+  key: z.string().describe('`ledgers/{taxNum}/{direction}/{from}_{to}-{written at}.csv|xlsx` in the bucket'),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+
+/** GET /invoices/ledger, 202: the ledger is being written (here, by another request, or by the sweep). */
+export const ledgerPendingSchema = z.object({ status: z.literal('pending'), message: z.string() });
+
 /** POST /download, 202: the files could not be stored within the request's time; a sweep finishes the work. */
 export const downloadPendingSchema = z.object({
   taxNum: z.string(),

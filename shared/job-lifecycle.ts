@@ -49,6 +49,11 @@ export interface JobSpec<Q, R, S> {
    * both are; if it fails, the job is settled as that failure after all.
    */
   commit?(result: R): Promise<void>;
+  /**
+   * How long a done job's result is answered again to the same request, rather than the job started over (a ledger
+   * written a minute ago); by default a job that ended and is asked for again starts over.
+   */
+  reuseDoneMs?: number;
   /** The latest a next attempt may be due, given what was kept (the download's paid links age out). */
   dueBy?(kept: Partial<S>): number | undefined;
 }
@@ -167,7 +172,8 @@ export function jobLifecycle<Q, R, S extends object>(settings: LifecycleSettings
   function isReplayable(record: JobRecord, request: Q, options: RunOptions, waited: boolean): boolean {
     if (record.state === 'running' || record.lastError?.code === NOT_STARTED) return false;
     const sameRun = options.runId !== undefined && record.lastRunId === options.runId;
-    return (waited || sameRun) && sameRequest(record.request, request);
+    const recentlyDone = record.state === 'done' && Date.now() - Date.parse(record.updatedAt) < (spec.reuseDoneMs ?? 0);
+    return (waited || sameRun || recentlyDone) && sameRequest(record.request, request);
   }
 
   /**

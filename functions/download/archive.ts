@@ -207,7 +207,7 @@ export function invoiceArchive(settings: ArchiveSettings) {
   async function readStoredXml(record: MirroredInvoice): Promise<Pick<KeptBytes, 'bytes'>> {
     const file = record.files.xml;
     if (file.bytes > MAX_XML_ZIP_BYTES) return { bytes: undefined };
-    const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: file.key, VersionId: file.versionId }));
+    const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: file.key }));
     return { bytes: Buffer.from(await object.Body!.transformToByteArray()) };
   }
 

@@ -8,12 +8,13 @@ import { actionHandler, API_BUDGET_MS, batchHandler, httpHandler, lambdaEntry, s
 import { replyOf, isOutOfTime } from '#shared/outcomes';
 import { createJumdataClient, type DownloadQuery } from '#shared/providers/jumdata';
 import { jumdataSecretSchema, linkKeySecretSchema, loadProviderSecret } from '#shared/secrets';
-import { createJobStore } from '#shared/jobs';
+import { createJobStore, type Held, type JobRecord } from '#shared/jobs';
 import { sweep } from '#shared/sweep';
 import { createS3Client } from '#shared/storage';
 import { parseRequest } from '#shared/validation';
 import { downloadInvoice } from './download-invoice.ts';
 import { invoiceIndex } from './invoice-index.ts';
+import { ledgerJobs } from './ledger-job.ts';
 import { listInvoices } from './list-invoices.ts';
 import { reindex } from './reindex.ts';
 import { fileLinkSchema, isValidLinkSignature, presignGet } from './links.ts';
@@ -50,6 +51,15 @@ const download = downloadInvoice({
   waitMs: config.JOB_WAIT_MS,
   lockYears: config.OBJECT_LOCK_YEARS,
   checkCreditCode: config.TAX_NUM_CHECK === 'strict',
+});
+
+const ledgers = ledgerJobs({
+  s3,
+  bucket: config.BUCKET_NAME,
+  index,
+  jobs: { store: jobs, leaseSeconds: config.LEASE_SECONDS, policy: settings, waitMs: config.JOB_WAIT_MS },
+  // A ledger may be written by the sweep, with no request to take a host from.
+  links: async () => ({ linkKey: await linkKey(), baseUrl: config.PUBLIC_BASE_URL ?? '' }),
 });
 
 /** Time kept back from the invocation's remaining time to write records and answer. */
@@ -104,6 +114,33 @@ function baseUrlOf(event: ParsedHttpEvent): string {
  */
 const sweepJobTimeoutMs = API_BUDGET_MS;
 
+/** A download job, or a ledger left to the sweep (its key says which). */
+const resumeJob = (job: Held<JobRecord>, deadline: number) =>
+  job.value.key.startsWith('ledger/') ? ledgers.resume(job, deadline, ledgers.parse) : download.resume(job, deadline, download.parse);
+
+/**
+ * GET /invoices/ledger: 303 to the 台账 written to S3, with its rows, totals and sha256; 202 while it is being
+ * written (here or by the sweep).
+ */
+async function answerLedger(event: ParsedHttpEvent, context: Context): Promise<HttpReply> {
+  const request = ledgers.parse(event.queryStringParameters ?? {});
+  const deadline = Date.now() + Math.min(context.getRemainingTimeInMillis(), API_BUDGET_MS) - ANSWER_MARGIN_MS;
+  const outcome = await ledgers.run(request, { deadline, mode: 'request' });
+  const pending = (message: string, retryAfterSeconds?: number): HttpReply => ({
+    statusCode: 202,
+    headers: retryAfterSeconds === undefined ? undefined : { 'retry-after': String(retryAfterSeconds) },
+    body: { status: 'pending', message },
+  });
+  return replyOf(outcome, {
+    done: async ({ key, rows, totals, sha256 }) => {
+      const { url, expiresAt } = await presignGet(s3, config.BUCKET_NAME, key, config.PRESIGNED_URL_SECONDS);
+      return { statusCode: 303, headers: { location: url, 'cache-control': 'no-store' }, body: { rows, totals, url, expiresAt, key, sha256 } };
+    },
+    pending: (reason) => (isOutOfTime(reason) ? pending('the ledger is being written; ask again in a minute') : undefined),
+    busy: (retryAfterSeconds) => pending('the ledger is being written by another request', retryAfterSeconds),
+  });
+}
+
 /** GET /invoices: a page of the archive's index. */
 async function answerInvoiceList(event: ParsedHttpEvent): Promise<HttpReply> {
   const links = async () => ({ linkKey: await linkKey(), baseUrl: baseUrlOf(event) });
@@ -113,6 +150,7 @@ async function answerInvoiceList(event: ParsedHttpEvent): Promise<HttpReply> {
 function answerHttp(event: ParsedHttpEvent, context: Context): Promise<HttpReply> {
   if (event.routeKey === 'GET /jobs') return listJobs(jobs, event.queryStringParameters);
   if (event.routeKey === 'GET /invoices') return answerInvoiceList(event);
+  if (event.routeKey === 'GET /invoices/ledger') return answerLedger(event, context);
   if (event.requestContext.http.method === 'GET') return answerFileLink(event);
   return answerDownload(event.body, context, baseUrlOf(event), API_BUDGET_MS);
 }
@@ -126,7 +164,7 @@ export const handler = lambdaEntry(
   }),
   sweepHandler((context) =>
     sweep(
-      { store: jobs, fn: 'download', settings, jobTimeoutMs: sweepJobTimeoutMs, processJob: (job, deadline) => download.resume(job, deadline, download.parse) },
+      { store: jobs, fn: 'download', settings, jobTimeoutMs: sweepJobTimeoutMs, processJob: resumeJob },
       context,
     ),
   ),

@@ -56,13 +56,13 @@ describe('the HTTP API', () => {
   it('has no route without IAM authorization but the durable file link', () => {
     const routes = Object.values(template.findResources('AWS::ApiGatewayV2::Route'));
     const anonymous = routes.filter((route) => route.Properties.AuthorizationType !== 'AWS_IAM');
-    expect(routes.length).toBe(6);
+    expect(routes.length).toBe(7);
     expect(anonymous.map((route) => [route.Properties.RouteKey, route.Properties.AuthorizationType])).toEqual([
       ['GET /files/{taxNum}/{invoiceNo}/{kind}', 'NONE'],
     ]);
   });
 
-  it.each(['GET /jobs', 'GET /invoices'])('routes %s to the download function with IAM authorization', (routeKey) => {
+  it.each(['GET /jobs', 'GET /invoices', 'GET /invoices/ledger'])('routes %s to the download function with IAM authorization', (routeKey) => {
     // Prepare
     const [downloadIntegration] = Object.entries(template.findResources('AWS::ApiGatewayV2::Integration')).find(([, integration]) =>
       JSON.stringify(integration.Properties.IntegrationUri).includes(functionNamed('download').logicalId),
@@ -349,6 +349,12 @@ describe('the download function', () => {
         Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObjectVersion', 's3:AbortMultipartUpload'],
         Effect: 'Allow',
         Resource: prefixArn('invoices/'),
+      },
+      // The 台账 files: written in parts, opened through presigned URLs, an aborted one removed by version.
+      {
+        Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObjectVersion', 's3:AbortMultipartUpload'],
+        Effect: 'Allow',
+        Resource: prefixArn('ledgers/'),
       },
     ]);
   });

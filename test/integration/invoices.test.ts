@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { DeleteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -145,3 +146,53 @@ async function makeOld(invoiceNo: string, direction: string): Promise<void> {
   );
   await documents.send(new DeleteCommand({ TableName: state.local.invoicesTable, Key: { pk: `${taxNum}#${invoiceNo}` } }));
 }
+
+describe('GET /invoices/ledger', () => {
+  const ledgerOf = (query: string) => fetch(`${state.local.url}/invoices/ledger?${query}`, { redirect: 'manual' });
+
+  it('writes the sales 台账 of a period to S3 and answers 303 to it, with its rows, exact totals and sha256', async () => {
+    // Act
+    const answer = await ledgerOf(`taxNum=${taxNum}&from=2024-04-01&to=2024-04-30&direction=sales`);
+    const body = (await answer.json()) as any;
+    // Assess: the answer
+    expect(answer.status).toBe(303);
+    expect(answer.headers.get('location')).toBe(body.url);
+    // Two April sales of 1200.00 + 93.00, and the red-letter invoice listed earlier (-1000.00, -60.00) of 2024-04-25
+    expect(body).toMatchObject({ rows: 3, totals: { amount: '1400.00', tax: '126.00', total: '1526.00' }, key: expect.stringMatching(/^ledgers\/.+\.csv$/) });
+    // Assess: the file, opened through the presigned URL
+    const file = Buffer.from(await (await fetch(body.url)).arrayBuffer());
+    expect(createHash('sha256').update(file).digest('hex')).toBe(body.sha256);
+    const text = file.toString('utf8');
+    expect(text.startsWith('\uFEFF发票号码,开票日期,方向,发票类型,销售方名称,销售方纳税人识别号,购买方名称,购买方纳税人识别号,金额,税额,价税合计,作废,冲红,红字对应蓝票,PDF SHA-256,OFD SHA-256,XML SHA-256,PDF 链接,OFD 链接,XML 链接,备注\r\n')).toBe(true);
+    const lines = text.trimEnd().split('\r\n');
+    expect(lines).toHaveLength(5);
+    expect(lines[1]).toMatch(/^24312000000088880001,2024-04-03,销项,普通发票,/);
+    expect(lines[3]).toMatch(/^24312000000000000103,2024-04-25,销项,.*,-1000\.00,-60\.00,-1060\.00,否,否,24312000000000000101,/);
+    expect(lines[4]).toMatch(/^合计,+1400\.00,126\.00,1526\.00,*$/);
+  });
+
+  it('answers the same file to the same question asked again soon after', async () => {
+    const first = (await (await ledgerOf(`taxNum=${taxNum}&from=2024-04-01&to=2024-04-30&direction=sales`)).json()) as any;
+    const second = (await (await ledgerOf(`taxNum=${taxNum}&from=2024-04-01&to=2024-04-30&direction=sales`)).json()) as any;
+    expect(second.key).toBe(first.key);
+  });
+
+  it('writes the purchase 台账 as XLSX on request', async () => {
+    const answer = await ledgerOf(`taxNum=${taxNum}&from=2024-04-01&to=2024-04-30&direction=purchase&format=xlsx`);
+    const body = (await answer.json()) as any;
+    expect(answer.status).toBe(303);
+    expect(body).toMatchObject({ rows: 1, key: expect.stringMatching(/\.xlsx$/) });
+    const file = Buffer.from(await (await fetch(body.url)).arrayBuffer());
+    expect(file.subarray(0, 4).toString('latin1')).toBe('PK\x03\x04');
+  });
+
+  it.each([
+    ['direction', `taxNum=${taxNum}&from=2024-04-01&to=2024-04-30`],
+    ['format', `taxNum=${taxNum}&from=2024-04-01&to=2024-04-30&direction=sales&format=pdf`],
+    ['to', `taxNum=${taxNum}&from=2024-04-01&to=2025-04-30&direction=sales`],
+  ])('answers 400 naming %s', async (field, query) => {
+    const answer = await ledgerOf(query);
+    expect(answer.status).toBe(400);
+    expect(((await answer.json()) as any).error.details.map((d: { field: string }) => d.field)).toContain(field);
+  });
+});

@@ -1,0 +1,89 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import { TimeBudgetExhausted } from '#shared/errors';
+import { jobLifecycle, type Attempt, type LifecycleSettings } from '#shared/job-lifecycle';
+import { parseRequest, taxNumSchema } from '#shared/validation';
+import * as z from '#shared/zod';
+import type { InvoiceEntry } from './invoice-entry.ts';
+import type { InvoiceIndex } from './invoice-index.ts';
+import type { LedgerResult } from './ledger.ts';
+import { durableLink } from './links.ts';
+import type { FileKind } from './mirror.ts';
+
+/**
+ * GET /invoices/ledger as a job: the 台账 of one direction for a period, written to S3 under `ledgers/` from the
+ * index. One that cannot be written within the request is kept pending, and the download function's sweep writes
+ * it; asked again within LEDGER_REUSE_MS of being written, the same file is answered.
+ */
+
+const MAX_DAYS = 366;
+const DAY_MS = 86_400_000;
+
+/** How long a written ledger is answered again to the same question, rather than written anew. */
+export const LEDGER_REUSE_MS = 15 * 60_000;
+
+export const ledgerRequestSchema = z.lazy(() =>
+  z
+    .object({
+      taxNum: taxNumSchema(false),
+      from: z.iso.date({ error: 'is required: a date as YYYY-MM-DD' }),
+      to: z.iso.date({ error: 'is required: a date as YYYY-MM-DD' }),
+      direction: z.enum(['sales', 'purchase'], { error: "is required: 'sales' (销项) or 'purchase' (进项), one ledger each" }),
+      format: z._default(z.enum(['csv', 'xlsx'], { error: "must be 'csv' or 'xlsx'" }), 'csv'),
+    })
+    .check(
+      z.refine((query) => query.to >= query.from, { path: ['to'], error: 'must not be before from' }),
+      z.refine((query) => query.to < query.from || (Date.parse(query.to) - Date.parse(query.from)) / DAY_MS + 1 <= MAX_DAYS, {
+        path: ['to'],
+        error: `must be at most ${MAX_DAYS} days after from, both included`,
+      }),
+    ),
+);
+
+export type LedgerRequest = z.output<typeof ledgerRequestSchema>;
+
+export const ledgerJobKey = (request: LedgerRequest) =>
+  `ledger/${request.taxNum}/${request.direction}/${request.from}/${request.to}/${request.format}`;
+
+export interface LedgerDeps {
+  s3: S3Client;
+  bucket: string;
+  index: InvoiceIndex;
+  jobs: LifecycleSettings;
+  /** The key and base URL of the durable links written into the ledger. */
+  links: () => Promise<{ linkKey: string; baseUrl: string }>;
+}
+
+export function ledgerJobs(deps: LedgerDeps) {
+  async function write(request: LedgerRequest, job: Attempt<object>): Promise<LedgerResult> {
+    const links = await deps.links();
+    const signal = AbortSignal.timeout(Math.max(0, job.deadline - Date.now()));
+    const linkOf = (entry: InvoiceEntry, kind: FileKind) => durableLink(links.baseUrl, links.linkKey, entry.taxNum, entry.invoiceNo, kind);
+    // Loaded at the first ledger, not at cold start: most instances never write one.
+    const { writeLedger } = await import('./ledger.ts');
+    try {
+      return await writeLedger({ s3: deps.s3, bucket: deps.bucket, key: ledgerKey(request), format: request.format, entries: entries(deps.index, request), linkOf, signal });
+    } catch (error) {
+      if (signal.aborted) throw new TimeBudgetExhausted('the ledger could not be written within the time; it is kept pending and written later');
+      throw error;
+    }
+  }
+
+  const jobs = jobLifecycle<LedgerRequest, LedgerResult, object>(deps.jobs, { fn: 'download', keyOf: ledgerJobKey, attempt: write, reuseDoneMs: LEDGER_REUSE_MS });
+  return { ...jobs, parse: (input: unknown) => parseRequest(ledgerRequestSchema, input) };
+}
+
+/** `ledgers/{taxNum}/{direction}/{from}_{to}-{written at}.{format}`: a new file each time, never one written over. */
+function ledgerKey(request: LedgerRequest): string {
+  const at = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return `ledgers/${request.taxNum}/${request.direction}/${request.from}_${request.to}-${at}.${request.format}`;
+}
+
+/** Every entry of the period and direction, in GET /invoices order, a page of the index at a time. */
+async function* entries(index: InvoiceIndex, request: LedgerRequest): AsyncIterable<InvoiceEntry> {
+  let cursor: string | undefined;
+  do {
+    const page = await index.list({ taxNum: request.taxNum, from: request.from, to: request.to, direction: request.direction, limit: 500, cursor });
+    yield* page.entries;
+    cursor = page.cursor;
+  } while (cursor);
+}
