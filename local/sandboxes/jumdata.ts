@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { resolve } from 'node:path';
 import { strToU8, zipSync } from 'fflate';
+import { HOSTILE_XML_SIZES, largeXmlZip, withDeclaredSize, xmlBombZip, zipWithoutXml } from './hostile-xml.ts';
 import { SANDBOX_XML_CASES, sandboxInvoiceXml, type SandboxInvoiceSpec } from './invoice-xml.ts';
 import { sendJson, startSandboxServer, type ReceivedRequest } from './sandbox-server.ts';
 
@@ -46,6 +47,14 @@ export const JUMDATA_SANDBOX_INVOICES = {
   pdfInsteadOfZip: '24312000000000000006',
   /** The XML keeps its own seller and buyer, whoever asks: a purchase request by the seller is not its buyer. */
   otherParties: '24312000000000000109',
+  /** The xml zip holds an XML bomb: an EInvoice whose DOCTYPE nests entities a billion "lol"s deep. */
+  xmlBomb: '24312000000000000110',
+  /** The xml zip holds a real EInvoice of 50 MiB (declared so), deflated to about 50 KB. */
+  largeXml: '24312000000000000111',
+  /** The xml zip is a zip bomb: its entry declares 4 KiB in both headers and inflates to 2 GiB (a 2 MB zip). */
+  zipBomb: '24312000000000000112',
+  /** The xml zip holds no .xml file, only a readme.txt. */
+  noXmlInZip: '24312000000000000113',
   /**
    * The pdf file trickles in over several seconds (slowOnceFileMs) the first time it is ever served, and comes at
    * once after that. With a state directory, "ever" survives restarts: the time to kill local mode half way through
@@ -256,7 +265,22 @@ function firstServingOf(stateDir: string | undefined): () => Promise<boolean> {
   };
 }
 
-/** The three documents, built once per size: a real PDF, and zips holding an OFD and an XML invoice. */
+/**
+ * The hostile xml zips, by invoice number: served as they are, whoever asks (no padding, no request's taxpayer).
+ * The zip bomb takes about a second to build (the CRC of its 2 GiB), which is why each is built once.
+ */
+const HOSTILE_XML_ZIPS: Record<string, (invoiceNo: string) => Buffer> = {
+  [JUMDATA_SANDBOX_INVOICES.xmlBomb]: xmlBombZip,
+  [JUMDATA_SANDBOX_INVOICES.largeXml]: (invoiceNo) => largeXmlZip(invoiceNo, HOSTILE_XML_SIZES.large),
+  [JUMDATA_SANDBOX_INVOICES.zipBomb]: (invoiceNo) =>
+    withDeclaredSize(largeXmlZip(invoiceNo, HOSTILE_XML_SIZES.inflated), HOSTILE_XML_SIZES.claimed),
+  [JUMDATA_SANDBOX_INVOICES.noXmlInZip]: () => zipWithoutXml(),
+};
+
+/**
+ * The three documents, built once per size: a real PDF, and zips holding an OFD and an XML invoice; and the hostile
+ * xml zips, built once each when first served.
+ */
 class InvoiceFiles {
   private readonly cache = new Map<string, Buffer>();
   private padding?: Uint8Array;
@@ -268,6 +292,8 @@ class InvoiceFiles {
    * its buyer (jxxbz 1, purchase), issued on the requested day. Padded with stored random bytes up to the size asked.
    */
   xml(invoiceNo: string, params: URLSearchParams): Buffer {
+    const hostile = HOSTILE_XML_ZIPS[invoiceNo];
+    if (hostile) return this.cached(`xml:${invoiceNo}`, () => hostile(invoiceNo));
     const known = Object.values(SANDBOX_XML_CASES).find((c) => c.invoiceNo === invoiceNo);
     const spec: SandboxInvoiceSpec = known ? { ...known.spec } : { ...SANDBOX_XML_CASES.plain.spec, invoiceNo };
     const taxNum = invoiceNo === JUMDATA_SANDBOX_INVOICES.otherParties ? undefined : params.get('nsrsbh');
@@ -285,10 +311,14 @@ class InvoiceFiles {
   }
 
   get(kind: 'pdf' | 'ofd' | 'xml'): Buffer {
-    let file = this.cache.get(kind);
+    return this.cached(kind, () => (kind === 'pdf' ? pdfDocument(this.size ?? 0) : zipOf(`invoice.${kind}`, this.size ?? 0)));
+  }
+
+  private cached(key: string, build: () => Buffer): Buffer {
+    let file = this.cache.get(key);
     if (!file) {
-      file = kind === 'pdf' ? pdfDocument(this.size ?? 0) : zipOf(`invoice.${kind}`, this.size ?? 0);
-      this.cache.set(kind, file);
+      file = build();
+      this.cache.set(key, file);
     }
     return file;
   }
