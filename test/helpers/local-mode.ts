@@ -2,6 +2,9 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, vi } from 'vitest';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
+import { LOCAL_S3_CREDENTIALS } from '../../local/s3.ts';
 import { startLocalMode, type LocalMode, type LocalModeOptions } from '../../local/server.ts';
 
 /**
@@ -54,4 +57,21 @@ export function useLocalMode(
   }
 
   return { state, post, get };
+}
+
+/** The real S3 client, pointed at local mode's embedded S3 (whose streamed bodies need checksums off). */
+export function localS3Client(local: LocalMode): S3Client {
+  return new S3Client({
+    endpoint: local.s3!.endpoint,
+    region: 'cn-north-1',
+    forcePathStyle: true,
+    credentials: LOCAL_S3_CREDENTIALS,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+}
+
+/** The real DynamoDB client, pointed at local mode's embedded DynamoDB. */
+export function localDynamoClient(local: LocalMode): DynamoDBClient {
+  return new DynamoDBClient({ endpoint: local.dynamo!.endpoint, region: 'cn-north-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
 }

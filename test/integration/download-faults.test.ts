@@ -1,11 +1,9 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { JobStore } from '#shared/jobs';
-import { LOCAL_S3_CREDENTIALS } from '../../local/s3.ts';
 import { JUMDATA_SANDBOX_INVOICES as INVOICES } from '../../local/sandboxes/jumdata.ts';
 import type { DownloadWork } from '../../functions/download/work.ts';
-import { useLocalMode } from '../helpers/local-mode.ts';
+import { localDynamoClient, localS3Client, useLocalMode } from '../helpers/local-mode.ts';
 
 /**
  * Downloads that met a fault, end to end through local mode: a file host slower than its timeout, a job on its last
@@ -25,15 +23,8 @@ let s3: S3Client;
 let jobs: JobStore;
 
 beforeAll(() => {
-  s3 = new S3Client({
-    endpoint: state.local.s3!.endpoint,
-    region: 'cn-north-1',
-    forcePathStyle: true,
-    credentials: LOCAL_S3_CREDENTIALS,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
-  const dynamo = new DynamoDBClient({ endpoint: state.local.dynamo!.endpoint, region: 'cn-north-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+  s3 = localS3Client(state.local);
+  const dynamo = localDynamoClient(state.local);
   jobs = new JobStore(dynamo, state.local.jobsTable);
 });
 

@@ -1,9 +1,8 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { JobStore } from '#shared/jobs';
 import { JUMDATA_SANDBOX_INVOICES as INVOICES } from '../../local/sandboxes/jumdata.ts';
 import type { DownloadWork } from '../../functions/download/work.ts';
-import { useLocalMode } from '../helpers/local-mode.ts';
+import { localDynamoClient, useLocalMode } from '../helpers/local-mode.ts';
 
 /**
  * A download that keeps running out of its request's time (5 s, so 2 s of work after the answer margin) until its
@@ -14,7 +13,7 @@ const { state, post } = useLocalMode({ requestBudgetMs: 5_000, jumdata: { slowFi
 const request = { taxNum: '91310117568051222X', invoiceNo: INVOICES.slowFile, issueDate: '2024-04-25', direction: 'sales' };
 
 async function work(): Promise<DownloadWork | undefined> {
-  const dynamo = new DynamoDBClient({ endpoint: state.local.dynamo!.endpoint, region: 'cn-north-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+  const dynamo = localDynamoClient(state.local);
   return (await new JobStore(dynamo, state.local.jobsTable).get<DownloadWork>('download', `${request.taxNum}/${request.invoiceNo}`))?.value;
 }
 

@@ -1,11 +1,10 @@
 import { createHash } from 'node:crypto';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { LOCAL_S3_CREDENTIALS } from '../../local/s3.ts';
 import { HOSTILE_XML_SIZES } from '../../local/sandboxes/hostile-xml.ts';
 import { SANDBOX_XML_CASES } from '../../local/sandboxes/invoice-xml.ts';
 import { JUMDATA_SANDBOX_INVOICES as INVOICES } from '../../local/sandboxes/jumdata.ts';
-import { useLocalMode } from '../helpers/local-mode.ts';
+import { localS3Client, useLocalMode } from '../helpers/local-mode.ts';
 
 /**
  * Hostile xml files end to end through local mode: an XML bomb, a 50 MiB XML, a zip bomb and a zip without XML
@@ -22,14 +21,7 @@ const jumdata = () => state.local.sandboxes.jumdata!;
 let s3: S3Client;
 
 beforeAll(() => {
-  s3 = new S3Client({
-    endpoint: state.local.s3!.endpoint,
-    region: 'cn-north-1',
-    forcePathStyle: true,
-    credentials: LOCAL_S3_CREDENTIALS,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  s3 = localS3Client(state.local);
 });
 
 const HOSTILE = [

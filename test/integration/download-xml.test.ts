@@ -1,12 +1,10 @@
 import { ListObjectsV2Command, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { JobStore } from '#shared/jobs';
-import { LOCAL_S3_CREDENTIALS } from '../../local/s3.ts';
 import { SANDBOX_XML_CASES as CASES } from '../../local/sandboxes/invoice-xml.ts';
 import { JUMDATA_SANDBOX_INVOICES as INVOICES } from '../../local/sandboxes/jumdata.ts';
 import type { DownloadWork } from '../../functions/download/work.ts';
-import { useLocalMode } from '../helpers/local-mode.ts';
+import { localDynamoClient, localS3Client, useLocalMode } from '../helpers/local-mode.ts';
 
 /**
  * The tax bureau's XML read while mirroring, end to end through local mode: the sandbox serves the catalogue's
@@ -19,14 +17,7 @@ const download = (invoiceNo: string, direction = 'sales') => post('/download', {
 let s3: S3Client;
 
 beforeAll(() => {
-  s3 = new S3Client({
-    endpoint: state.local.s3!.endpoint,
-    region: 'cn-north-1',
-    forcePathStyle: true,
-    credentials: LOCAL_S3_CREDENTIALS,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  s3 = localS3Client(state.local);
 });
 
 const folder = (invoiceNo: string) => `invoices/${taxNum}/${invoiceNo}/`;
@@ -39,7 +30,7 @@ async function storedRecord(invoiceNo: string): Promise<string> {
   return object.Body!.transformToString();
 }
 async function work(invoiceNo: string) {
-  const dynamo = new DynamoDBClient({ endpoint: state.local.dynamo!.endpoint, region: 'cn-north-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+  const dynamo = localDynamoClient(state.local);
   return (await new JobStore(dynamo, state.local.jobsTable).get<DownloadWork>('download', `${taxNum}/${invoiceNo}`))?.value;
 }
 

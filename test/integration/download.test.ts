@@ -1,17 +1,15 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DeleteCommand, DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { lambdaContext } from '../../local/api-gateway.ts';
-import { LOCAL_S3_CREDENTIALS } from '../../local/s3.ts';
 import { JUMDATA_SANDBOX_CREDENTIALS, JUMDATA_SANDBOX_INVOICES as INVOICES } from '../../local/sandboxes/jumdata.ts';
 import { linkSignature } from '../../functions/download/links.ts';
 import { jobPk } from '#shared/jobs';
 import type { BatchReport } from '#shared/middleware';
 import { signJumdata } from '#shared/providers/jumdata';
-import { useLocalMode } from '../helpers/local-mode.ts';
+import { localDynamoClient, localS3Client, useLocalMode } from '../helpers/local-mode.ts';
 
 /**
  * The download function end to end: real HTTP requests to local mode, the Jumdata sandbox and its file host, and
@@ -27,14 +25,7 @@ const jumdata = () => state.local.sandboxes.jumdata!;
 let s3: S3Client;
 
 beforeAll(() => {
-  s3 = new S3Client({
-    endpoint: state.local.s3!.endpoint,
-    region: 'cn-north-1',
-    forcePathStyle: true,
-    credentials: LOCAL_S3_CREDENTIALS,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  s3 = localS3Client(state.local);
 });
 
 const request = (invoiceNo: string) => ({ taxNum, invoiceNo, issueDate: '2024-04-25', direction: 'sales' });
@@ -55,7 +46,7 @@ const invoiceFolder = (invoiceNo: string) => `invoices/${taxNum}/${invoiceNo}/`;
 /** The download's job record as stored in the embedded DynamoDB's jobs table, read with the SDK. */
 async function workRecord(invoiceNo: string): Promise<Record<string, any>> {
   const documents = DynamoDBDocumentClient.from(
-    new DynamoDBClient({ endpoint: state.local.dynamo!.endpoint, region: 'cn-north-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }),
+    localDynamoClient(state.local),
   );
   const { Item } = await documents.send(
     new GetCommand({ TableName: state.local.jobsTable, Key: { pk: jobPk('download', `${taxNum}/${invoiceNo}`) }, ConsistentRead: true }),
@@ -66,7 +57,7 @@ async function workRecord(invoiceNo: string): Promise<Record<string, any>> {
 /** Removes an invoice's entry from the archive's index, as if its write had failed. */
 async function deleteIndexEntry(invoiceNo: string): Promise<void> {
   const documents = DynamoDBDocumentClient.from(
-    new DynamoDBClient({ endpoint: state.local.dynamo!.endpoint, region: 'cn-north-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }),
+    localDynamoClient(state.local),
   );
   await documents.send(new DeleteCommand({ TableName: state.local.invoicesTable, Key: { pk: `${taxNum}#${invoiceNo}` } }));
 }

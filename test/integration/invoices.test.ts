@@ -1,12 +1,10 @@
 import { createHash } from 'node:crypto';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { DeleteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
-import { LOCAL_S3_CREDENTIALS } from '../../local/s3.ts';
 import { invoiceListSchema } from '#shared/api-responses';
 import { SANDBOX_XML_CASES as CASES } from '../../local/sandboxes/invoice-xml.ts';
-import { useLocalMode } from '../helpers/local-mode.ts';
+import { localDynamoClient, localS3Client, useLocalMode } from '../helpers/local-mode.ts';
 
 /**
  * GET /invoices end to end through local mode: invoices mirrored by POST /download, listed from the archive's index
@@ -128,21 +126,14 @@ describe('invoices mirrored before the index', () => {
 
 /** Turns a mirrored invoice into one mirrored before the index: invoice.json of the old shape, and no entry. */
 async function makeOld(invoiceNo: string, direction: string): Promise<void> {
-  const s3 = new S3Client({
-    endpoint: state.local.s3!.endpoint,
-    region: 'cn-north-1',
-    forcePathStyle: true,
-    credentials: LOCAL_S3_CREDENTIALS,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  const s3 = localS3Client(state.local);
   const key = `invoices/${taxNum}/${invoiceNo}/invoice.json`;
   const record = JSON.parse(await (await s3.send(new GetObjectCommand({ Bucket: state.local.bucket, Key: key }))).Body!.transformToString());
   const { checks: _checks, invoice, ...rest } = record;
   const oldShape = { ...rest, direction, invoice: { voided: invoice.voided, redFlushed: invoice.redFlushed, buyerTaxNum: invoice.buyerTaxNum } };
   await s3.send(new PutObjectCommand({ Bucket: state.local.bucket, Key: key, Body: JSON.stringify(oldShape), ContentType: 'application/json' }));
   const documents = DynamoDBDocumentClient.from(
-    new DynamoDBClient({ endpoint: state.local.dynamo!.endpoint, region: 'cn-north-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }),
+    localDynamoClient(state.local),
   );
   await documents.send(new DeleteCommand({ TableName: state.local.invoicesTable, Key: { pk: `${taxNum}#${invoiceNo}` } }));
 }

@@ -5,11 +5,10 @@ import {
   FW199_SANDBOX_INVOICE_NO,
   FW199_SANDBOX_ORDERS,
 } from '../../local/sandboxes/fw199.ts';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { JobStore } from '#shared/jobs';
 import type { BatchReport } from '#shared/middleware';
 import { signFw199 } from '#shared/providers/fw199';
-import { useLocalMode } from '../helpers/local-mode.ts';
+import { localDynamoClient, useLocalMode } from '../helpers/local-mode.ts';
 
 /**
  * The retry function end to end: real HTTP requests to local mode, through the real handler, to the fw199 sandbox,
@@ -259,7 +258,7 @@ describe('a scheduled batch of 1,000 jobs in a 60 s invocation', () => {
 /** The keys of every pending (open) retry job, read from the jobs table page by page. */
 async function pendingKeys(): Promise<Set<string>> {
   const store = new JobStore(
-    new DynamoDBClient({ endpoint: state.local.dynamo!.endpoint, region: 'cn-north-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }),
+    localDynamoClient(state.local),
     state.local.jobsTable,
   );
   const keys = new Set<string>();

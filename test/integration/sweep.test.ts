@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BatchWriteCommand, DynamoDBDocumentClient, paginateScan } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { FW199_SANDBOX_ORDERS } from '../../local/sandboxes/fw199.ts';
@@ -8,7 +7,7 @@ import { JUMDATA_SANDBOX_INVOICES } from '../../local/sandboxes/jumdata.ts';
 import { WDT_SANDBOX_INVOICES } from '../../local/sandboxes/wdt.ts';
 import { itemOf, JOB_FUNCTIONS, jobPk, JobStore, type JobFunction, type JobRecord } from '#shared/jobs';
 import type { SweepReport } from '#shared/sweep';
-import { useLocalMode } from '../helpers/local-mode.ts';
+import { localDynamoClient, useLocalMode } from '../helpers/local-mode.ts';
 
 /**
  * The sweeps at scale: 10,000 recorded jobs of the three functions worked through by repeated sweep invocations
@@ -43,7 +42,7 @@ const { state } = useLocalMode(
 
 const documents = () =>
   DynamoDBDocumentClient.from(
-    new DynamoDBClient({ endpoint: state.local.dynamo!.endpoint, region: 'cn-north-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }),
+    localDynamoClient(state.local),
     { marshallOptions: { removeUndefinedValues: true } },
   );
 
@@ -120,7 +119,7 @@ async function sweepUntilSettled(budgetMs: Record<JobFunction, number> = INVOCAT
 
 const jobStore = () =>
   new JobStore(
-    new DynamoDBClient({ endpoint: state.local.dynamo!.endpoint, region: 'cn-north-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }),
+    localDynamoClient(state.local),
     state.local.jobsTable,
   );
 
