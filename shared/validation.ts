@@ -136,3 +136,21 @@ function toFieldProblems(error: z.core.$ZodError): FieldProblem[] {
   }));
 }
 
+
+/** The longest period a listing or a ledger covers, both ends included. */
+export const MAX_PERIOD_DAYS = 366;
+
+/**
+ * The checks of a period `from`–`to` (dates as YYYY-MM-DD): `to` not before `from`, and at most MAX_PERIOD_DAYS days
+ * in all. Each names `to`, the date to change.
+ */
+export function periodChecks<T extends { from: string; to: string }>() {
+  const days = (query: T) => (Date.parse(query.to) - Date.parse(query.from)) / 86_400_000 + 1;
+  return [
+    z.refine<T>((query) => query.to >= query.from, { path: ['to'], error: 'must not be before from' }),
+    z.refine<T>((query) => query.to < query.from || days(query) <= MAX_PERIOD_DAYS, {
+      path: ['to'],
+      error: `must be at most ${MAX_PERIOD_DAYS} days after from, both included`,
+    }),
+  ] as const;
+}

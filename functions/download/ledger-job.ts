@@ -1,7 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { TimeBudgetExhausted } from '#shared/errors';
 import { jobLifecycle, type Attempt, type LifecycleSettings } from '#shared/job-lifecycle';
-import { parseRequest, taxNumSchema } from '#shared/validation';
+import { parseRequest, periodChecks, taxNumSchema } from '#shared/validation';
 import * as z from '#shared/zod';
 import type { InvoiceEntry } from './invoice-entry.ts';
 import type { InvoiceIndex } from './invoice-index.ts';
@@ -15,9 +15,6 @@ import type { FileKind } from './mirror.ts';
  * it; asked again within LEDGER_REUSE_MS of being written, the same file is answered.
  */
 
-const MAX_DAYS = 366;
-const DAY_MS = 86_400_000;
-
 /** How long a written ledger is answered again to the same question, rather than written anew. */
 export const LEDGER_REUSE_MS = 15 * 60_000;
 
@@ -30,13 +27,7 @@ export const ledgerRequestSchema = z.lazy(() =>
       direction: z.enum(['sales', 'purchase'], { error: "is required: 'sales' (销项) or 'purchase' (进项), one ledger each" }),
       format: z._default(z.enum(['csv', 'xlsx'], { error: "must be 'csv' or 'xlsx'" }), 'csv'),
     })
-    .check(
-      z.refine((query) => query.to >= query.from, { path: ['to'], error: 'must not be before from' }),
-      z.refine((query) => query.to < query.from || (Date.parse(query.to) - Date.parse(query.from)) / DAY_MS + 1 <= MAX_DAYS, {
-        path: ['to'],
-        error: `must be at most ${MAX_DAYS} days after from, both included`,
-      }),
-    ),
+    .check(...periodChecks()),
 );
 
 export type LedgerRequest = z.output<typeof ledgerRequestSchema>;

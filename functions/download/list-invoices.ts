@@ -1,6 +1,6 @@
 import { ValidationError } from '#shared/errors';
 import { InvalidCursorError } from '#shared/job-cursor';
-import { parseRequest, taxNumSchema } from '#shared/validation';
+import { parseRequest, periodChecks, taxNumSchema } from '#shared/validation';
 import * as z from '#shared/zod';
 import type { InvoiceEntry } from './invoice-entry.ts';
 import type { InvoiceIndex } from './invoice-index.ts';
@@ -12,9 +12,6 @@ import { FILE_KINDS } from './mirror.ts';
  * issued in a period (at most 366 days), by issue date then number, a page at a time, from the index alone.
  * Built at the first such request (z.lazy): most instances never answer one.
  */
-
-const MAX_DAYS = 366;
-const DAY_MS = 86_400_000;
 
 export const listInvoicesSchema = z.lazy(() =>
   z
@@ -33,13 +30,7 @@ export const listInvoicesSchema = z.lazy(() =>
       ),
       cursor: z.optional(z.string().check(z.minLength(1, { error: 'must not be empty: leave it out for the first page' }))),
     })
-    .check(
-      z.refine((query) => query.to >= query.from, { path: ['to'], error: 'must not be before from' }),
-      z.refine((query) => query.to < query.from || (Date.parse(query.to) - Date.parse(query.from)) / DAY_MS + 1 <= MAX_DAYS, {
-        path: ['to'],
-        error: `must be at most ${MAX_DAYS} days after from, both included`,
-      }),
-    ),
+    .check(...periodChecks()),
 );
 
 export type ListInvoicesQuery = z.output<typeof listInvoicesSchema>;
