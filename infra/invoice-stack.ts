@@ -5,7 +5,7 @@ import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
-import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import type { Bucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { DOWNLOAD_NODE_OPTIONS } from '../functions/download/runtime-options.ts';
@@ -37,7 +37,7 @@ export interface InvoiceStackProps extends StackProps {
 
 export class InvoiceStack extends Stack {
   readonly api: HttpApi;
-  readonly functions: { retry: NodejsFunction; erpUpdate: NodejsFunction; download: NodejsFunction };
+  readonly functions: { retry: LambdaFunction; erpUpdate: LambdaFunction; download: LambdaFunction };
   readonly bucket: Bucket;
   readonly jobs: TableV2;
   readonly invoices: TableV2;
@@ -170,7 +170,7 @@ export class InvoiceStack extends Stack {
     environment: Record<string, string>;
     memorySize?: number;
     readAllJobs?: boolean;
-  }): NodejsFunction {
+  }): LambdaFunction {
     const secret = providerSecret(this, spec.secret.id, spec.secret.label, spec.secret.fields);
     const { fn } = new BridgeFunction(this, spec.id, {
       name: spec.name,

@@ -1,5 +1,5 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions } from 'node:dns';
-import { get as httpGet, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
 import ipaddr from 'ipaddr.js';
@@ -138,8 +138,10 @@ export function isPublicAddress(address: string): boolean {
   return parsed.range() === 'unicast';
 }
 
-function request(url: URL, exempt: boolean, signal: AbortSignal): Promise<IncomingMessage> {
-  const get = url.protocol === 'https:' ? httpsGet : httpGet;
+async function request(url: URL, exempt: boolean, signal: AbortSignal): Promise<IncomingMessage> {
+  // node:http only for plain-http links (local mode's sandboxes): importing it makes Node load its fetch (undici),
+  // 15 ms of every cold start (npm run bench:cold); Jumdata's links are https.
+  const get = url.protocol === 'https:' ? httpsGet : (await import('node:http')).get;
   const lookup = exempt ? undefined : publicOnlyLookup;
   return new Promise((resolve, reject) => {
     const req = get(url, { signal, lookup, headers: { accept: '*/*', 'user-agent': 'einvoice-bridge' } }, resolve);

@@ -215,6 +215,26 @@ describe.skipIf(!node24)('the bundled functions under Node 24', () => {
     const stored = await fetch(first!.body.files.xml.url);
     expect(stored.status).toBe(200);
     expect(logs).not.toContain(JUMDATA_SANDBOX_CREDENTIALS.appSecret);
+    // The XML reader is a chunk of its own, imported at the first mirror: it ran.
+    expect(first!.body.checks).toMatchObject({ xmlRead: true });
+  });
+
+  it('writes a ledger with the modules it imports at first use (chunks of the asset, not of index.mjs)', async () => {
+    // Prepare: the invoice mirrored by the test above, an April 2024 sale
+    const ledger = {
+      ...httpEvent('GET /invoices/ledger', undefined),
+      body: undefined,
+      queryStringParameters: { taxNum: '91310117568051222X', from: '2024-04-01', to: '2024-04-30', direction: 'sales', format: 'xlsx' },
+      requestContext: { requestId: 'api-request-3', http: { method: 'GET', path: '/invoices/ledger' } },
+    };
+    // Act
+    const { results: [answer] } = await invoke('download', [ledger]);
+    // Assess: 303 to the file, an XLSX (a zip) written by the ledger chunk with fflate
+    expect(answer.statusCode).toBe(303);
+    const body = JSON.parse(answer.body);
+    expect(body).toMatchObject({ rows: 1, key: expect.stringMatching(/^ledgers\/.+\.xlsx$/) });
+    const file = Buffer.from(await (await fetch(body.url)).arrayBuffer());
+    expect(file.subarray(0, 4).toString('latin1')).toBe('PK\x03\x04');
   });
 
   it('keeps a retry that met an HTTP 500, lists it on GET /jobs, and finishes it in a scheduled sweep', async () => {

@@ -1,0 +1,34 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { buildFunction, coldStartFiles, functionEntry } from '../../infra/function-build.ts';
+
+/**
+ * What a function's cold start reads: index.mjs and the chunks it imports statically. The archive's XML reader and
+ * ledger writers (and their libraries) must stay behind import(), read at their first use only.
+ */
+describe("the download function's cold-start graph", async () => {
+  const metafile = buildFunction(functionEntry('download'), await mkdtemp(join(tmpdir(), 'graph-')));
+  const loadedAtColdStart = coldStartFiles(metafile);
+  const inputsOf = (files: Iterable<string>) => [...files].flatMap((file) => Object.keys(metafile.outputs[file]!.inputs));
+
+  it.each([
+    'functions/download/invoice-xml.ts',
+    'functions/download/ledger.ts',
+    'functions/download/xlsx-sheet.ts',
+    'node_modules/fast-xml-parser/',
+    'node_modules/fflate/',
+    'node_modules/csv-stringify/',
+  ])('leaves %s out of it', (input) => {
+    const everywhere = inputsOf(Object.keys(metafile.outputs));
+    expect(everywhere.some((name) => name.includes(input))).toBe(true);
+    expect(inputsOf(loadedAtColdStart).filter((name) => name.includes(input))).toEqual([]);
+  });
+
+  it('imports node:http only at first use (its ESM facade makes Node load undici: 15 ms of every cold start)', () => {
+    const staticImports = loadedAtColdStart.flatMap((file) => metafile.outputs[file]!.imports.filter((i) => i.kind === 'import-statement'));
+    expect(staticImports.map((imported) => imported.path)).not.toContain('node:http');
+    expect(staticImports.map((imported) => imported.path)).toContain('node:https');
+  });
+});
