@@ -235,11 +235,11 @@ function accessLogFormat(): AccessLogFormat {
 
 /**
  * A provider's app secret, created with empty fields: the stack never holds the real value. The operator sets it
- * once with `aws secretsmanager put-secret-value` (README); the function refuses to call the provider until then.
+ * once with `aws secretsmanager put-secret-value` (docs/deploying.md); the function refuses to call the provider until then.
  */
 function providerSecret(scope: Construct, id: string, description: string, fields: string[]): Secret {
   const secret = new Secret(scope, id, {
-    description: `${description}; set its value as README.md shows`,
+    description: `${description}; set its value as docs/deploying.md shows`,
     // Empty strings, not secrets: the template carries only the JSON shape the function expects.
     secretObjectValue: Object.fromEntries(fields.map((field) => [field, SecretValue.unsafePlainText('')])),
   });

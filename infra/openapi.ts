@@ -79,7 +79,7 @@ const IAM = [{ sigv4: [] }];
 
 type ErrorStatus = 400 | 403 | 404 | 409 | 410 | 415 | 422 | 429 | 500 | 502 | 503 | 504;
 
-/** What each error status means on every route (README "The API"); a route may say more. */
+/** What each error status means on every route (docs/api.md); a route may say more. */
 const ERRORS: Record<ErrorStatus, string> = {
   400: '`VALIDATION_FAILED`: a body that is not valid UTF-8 or not JSON, or missing or bad fields, each named in `details`. No provider call is made.',
   403: '`FORBIDDEN`',

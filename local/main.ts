@@ -1,6 +1,7 @@
 import { FW199_SANDBOX_ORDERS } from './sandboxes/fw199.ts';
 import { JUMDATA_SANDBOX_INVOICES } from './sandboxes/jumdata.ts';
 import { WDT_SANDBOX_INVOICES } from './sandboxes/wdt.ts';
+import { LOCAL_S3_CREDENTIALS } from './s3.ts';
 import { startLocalMode } from './server.ts';
 
 /** `npm start`: local mode in the foreground, with a ready line and examples to paste. */
@@ -15,7 +16,10 @@ const providers = [
   local.sandboxes.fw199 ? `fw199 sandbox ${local.sandboxes.fw199.url}` : `fw199 ${process.env.FW199_BASE_URL}`,
   local.sandboxes.wdt ? `WDT sandbox ${local.sandboxes.wdt.url}` : `WDT ${process.env.WDT_BASE_URL}`,
   local.sandboxes.jumdata ? `Jumdata sandbox ${local.sandboxes.jumdata.url}` : `Jumdata ${process.env.JUMDATA_BASE_URL}`,
-  local.s3 ? `S3 ${local.s3.endpoint} (data in ${local.stateDir}/s3)` : `S3 ${process.env.S3_ENDPOINT}`,
+  // Any S3 client can look into the embedded S3 with these (the aws CLI: --endpoint-url, and the key as credentials).
+  local.s3
+    ? `S3 ${local.s3.endpoint} bucket ${local.bucket} key ${LOCAL_S3_CREDENTIALS.accessKeyId} secret ${LOCAL_S3_CREDENTIALS.secretAccessKey} (data in ${local.stateDir}/s3)`
+    : `S3 ${process.env.S3_ENDPOINT} bucket ${local.bucket}`,
 ];
 
 const post = (path: string, body: object) =>

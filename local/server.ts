@@ -127,6 +127,8 @@ export async function startLocalMode(options: LocalModeOptions = {}): Promise<Lo
     MIRROR_ALLOWED_HOSTS: env.MIRROR_ALLOWED_HOSTS || jumdata?.fileHost || '',
     BUCKET_NAME: bucket,
     S3_ENDPOINT: env.S3_ENDPOINT || s3?.endpoint,
+    // The embedded S3 stores a checksummed streamed upload's aws-chunked bytes as they are: no checksums there.
+    S3_CHECKSUMS: env.S3_CHECKSUMS || (s3 ? 'off' : 'on'),
     JOBS_TABLE: jobsTable,
     INVOICES_TABLE: invoicesTable,
     // The AWS SDK's own setting for a DynamoDB endpoint.

@@ -109,8 +109,20 @@ const downloadShape = () => ({
   /** Base of durable links, e.g. the API's URL; defaults to the host the request came to. */
   PUBLIC_BASE_URL: z.optional(httpUrl()),
   TAX_NUM_CHECK: taxNumCheck(),
-  /** Object Lock (compliance mode) years for each mirrored invoice; the bucket must have Object Lock (the stack's archive.objectLockYears). */
-  OBJECT_LOCK_YEARS: z.optional(wholeNumberFrom(1, 30)),
+  /**
+   * Object Lock (compliance mode) years for each mirrored invoice; the bucket must have Object Lock (the stack's
+   * archive.objectLockYears, or archive.retention). Counted from OBJECT_LOCK_FROM: `mirrored` (the day it is
+   * mirrored) or `fiscal-year-end` (31 December of its issue year, plus OBJECT_LOCK_GRACE_YEARS).
+   */
+  OBJECT_LOCK_YEARS: z.optional(wholeNumberFrom(1, 50)),
+  OBJECT_LOCK_FROM: z._default(z.enum(['mirrored', 'fiscal-year-end']), 'mirrored'),
+  OBJECT_LOCK_GRACE_YEARS: wholeNumber(0, 5, 0),
+  /**
+   * `on`: every file is uploaded with a checksum S3 keeps (SHA-256, or a full-object CRC64NVME for a multipart
+   * upload), which the audit compares without reading the file. `off` for an S3-compatible server that cannot take
+   * checksummed streamed uploads (local mode's): the audit then reads each file.
+   */
+  S3_CHECKSUMS: z._default(z.enum(['on', 'off']), 'on'),
 });
 
 export type DownloadConfig = ConfigOf<typeof downloadShape>;

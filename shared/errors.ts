@@ -1,5 +1,5 @@
 /**
- * The product's error types and the one mapping from an error to the HTTP answer that README "The API" (and the
+ * The product's error types and the one mapping from an error to the HTTP answer that docs/api.md (and the
  * `Error` schema of openapi.json) promises.
  * Every handler throws these; nothing else builds an error response.
  */
@@ -222,7 +222,7 @@ export function toErrorResponse(error: unknown): ErrorResponse {
   }
   if (error instanceof UpstreamRateLimitedError) {
     return {
-      // README "The API": a provider's refusal is a 422; the code and Retry-After tell a rate limit apart.
+      // docs/api.md: a provider's refusal is a 422; the code and Retry-After tell a rate limit apart.
       ...reply(422, 'UPSTREAM_RATE_LIMITED', error.message, { upstream: upstreamOf(error) }),
       headers: { 'retry-after': String(error.retryAfterSeconds) },
     };
@@ -258,7 +258,7 @@ export function toErrorResponse(error: unknown): ErrorResponse {
     return reply(404, 'NOT_FOUND', error.message);
   }
   if (error instanceof ConfigurationError) {
-    // The API has one 500, INTERNAL (README, openapi.json); a configuration problem says what is missing, never a
+    // The API has one 500, INTERNAL (docs/api.md, openapi.json); a configuration problem says what is missing, never a
     // value.
     return reply(500, 'INTERNAL', error.message);
   }
@@ -268,7 +268,8 @@ export function toErrorResponse(error: unknown): ErrorResponse {
 /** A job given up is a failure, never a 202: one that ran out of time is a timeout, any other keeps its cause's answer. */
 function gaveUp(error: GaveUpError): ErrorResponse {
   if (error.cause instanceof TimeBudgetExhausted) {
-    return reply(504, 'UPSTREAM_TIMEOUT', `the work could not be finished in time in ${error.attempts} attempts; given up`);
+    const why = error.cause.message === new TimeBudgetExhausted().message ? '' : `: ${error.cause.message}`;
+    return reply(504, 'UPSTREAM_TIMEOUT', `the work could not be finished in time in ${error.attempts} attempts; given up${why}`);
   }
   const cause = toErrorResponse(error.cause);
   const message = `${cause.body.error.message} (given up after ${error.attempts} attempts)`;

@@ -9,7 +9,7 @@ import { startKeyOf } from '#shared/job-cursor';
  * temporary answer, a re-push or ERP update that met a network failure, a timeout or a rate limit, and the ones
  * that failed for good. One DynamoDB table for the three functions (why DynamoDB and not the bucket: the sweeps ask
  * "which jobs are due now?", which a sorted index answers in one query, and the records change often and
- * conditionally; see README "Unfinished work").
+ * conditionally; see docs/jobs.md).
  *
  * A record is also a lease: it is created only if absent and replaced only at the version that was read, so of
  * any number of concurrent writers exactly one wins.

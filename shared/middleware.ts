@@ -43,7 +43,7 @@ export function httpHandler(handle: (event: ParsedHttpEvent, context: Context) =
 
 /**
  * Serialises replies as JSON, tags every answer with x-request-id, and turns any error into the one error shape
- * (README "The API", openapi.json's `Error`).
+ * (docs/api.md, openapi.json's `Error`).
  */
 function httpContract(): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> {
   const requestIdOf = (request: HttpRequest) => request.event.requestContext?.requestId ?? request.context.awsRequestId;

@@ -1,7 +1,7 @@
 import { UnsupportedMediaTypeError, ValidationError } from '#shared/errors';
 
 /**
- * A request body as the API takes it (README "The API"): declared `application/json` (or a `+json` type, which is
+ * A request body as the API takes it (docs/api.md): declared `application/json` (or a `+json` type, which is
  * JSON too: RFC 6839), in UTF-8, holding one JSON document. The media type is parsed as RFC 9110 says: type and
  * subtype and parameter names case-insensitive, whitespace allowed around `;`, values a token or a quoted string.
  */

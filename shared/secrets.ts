@@ -65,7 +65,7 @@ export async function loadProviderSecret<S extends z.ZodMiniType>(
     // Only the field names are reported: zod's messages could quote a value.
     const fields = [...new Set(parsed.error.issues.map((issue) => issue.path.join('.') || 'the whole object'))];
     throw new ConfigurationError(
-      `The ${provider} secret has no usable value (missing or empty: ${fields.join(', ')}); set it as README.md shows`,
+      `The ${provider} secret has no usable value (missing or empty: ${fields.join(', ')}); set it as docs/deploying.md shows`,
     );
   }
   return parsed.data;
@@ -76,9 +76,9 @@ async function readSecretsManager(provider: SecretName, source: SecretSource): P
   // Fetched as text and parsed here: a JSON error from Powertools' own transform quotes the secret's text.
   const text = await getSecret(source.secretId, { maxAge: source.cacheSeconds });
   if (typeof text !== 'string') {
-    throw new ConfigurationError(`The ${provider} secret has no string value; set it as README.md shows`);
+    throw new ConfigurationError(`The ${provider} secret has no string value; set it as docs/deploying.md shows`);
   }
-  return parseJsonQuietly(text, `The ${provider} secret is not valid JSON; set it as README.md shows`);
+  return parseJsonQuietly(text, `The ${provider} secret is not valid JSON; set it as docs/deploying.md shows`);
 }
 
 const localFiles = new Map<string, Promise<unknown>>();

@@ -9,7 +9,7 @@ import type { InvoiceEntry } from './invoice-entry.ts';
 import type { InvoiceIndex } from './invoice-index.ts';
 import type { InvoiceXmlReading } from './invoice-xml.ts';
 import { FILE_KINDS, KeptBytes, mirrorInvoiceFiles, objectNameOf, type FileKind, type MirroredFile } from './mirror.ts';
-import { lockObjects, ObjectLockError, type LockableObject } from './retention.ts';
+import { lockObjects, ObjectLockError, retainUntilOf, type LockableObject, type RetentionRule } from './retention.ts';
 
 /**
  * The archive: every S3 call on an invoice's objects goes through here (mirror.ts streams the files and
@@ -42,8 +42,10 @@ export interface ArchiveSettings {
   policy: FileFetchPolicy;
   /** Per-file deadline for the whole transfer. */
   fileTimeoutMs: number;
-  /** Object Lock (compliance mode) for this many years on each mirrored invoice's objects; none when absent. */
-  lockYears?: number;
+  /** Object Lock (compliance mode) on each mirrored invoice's objects, for this long; none when absent. */
+  retention?: RetentionRule;
+  /** Upload each file with a checksum S3 keeps (S3_CHECKSUMS). */
+  checksums?: boolean;
 }
 
 /** An invoice as answered: its index entry, or for one mirrored before the index, its invoice.json. */
@@ -89,7 +91,7 @@ export function invoiceArchive(settings: ArchiveSettings) {
     const { policy, fileTimeoutMs } = settings;
     // The XML is kept in memory as it streams by (up to a cap), and read once the three files are stored.
     const keep = new KeptBytes('xml', MAX_XML_ZIP_BYTES);
-    const files = await mirrorInvoiceFiles(answer.files, { s3, bucket, prefix, invoiceNo: query.invoiceNo, policy, fileTimeoutMs, signal, keep });
+    const files = await mirrorInvoiceFiles(answer.files, { s3, bucket, prefix, invoiceNo: query.invoiceNo, policy, fileTimeoutMs, signal, keep, checksums: settings.checksums });
     const reading = await readXml(keep, query);
     // Files of another invoice or taxpayer are not this invoice's originals: nothing is kept, before any lock.
     const wrong = wrongInvoice(reading, query);
@@ -97,7 +99,6 @@ export function invoiceArchive(settings: ArchiveSettings) {
       await remove(files);
       throw wrong;
     }
-    const locked = await lockOrRemove(files);
     const invoice: MirroredInvoice = {
       ...query,
       mirroredAt: new Date().toISOString(),
@@ -106,6 +107,8 @@ export function invoiceArchive(settings: ArchiveSettings) {
       jumdata: { taskNo: answer.taskNo, charged: answer.charged, fields: answer.fields },
       files,
     };
+    // Retention by law counts from the XML's issue date (the request's where the XML could not be read).
+    const locked = await lockOrRemove(files, entryOf(invoice).issueDate);
     return { invoice, staged: { record: invoice, locked } };
   }
 
@@ -130,10 +133,10 @@ export function invoiceArchive(settings: ArchiveSettings) {
    * Locks the files before invoice.json exists: an invoice is only ever complete with its files locked. A refusal
    * removes the files; whatever got locked before it stays (and is logged).
    */
-  async function lockOrRemove(files: Record<FileKind, MirroredFile>): Promise<LockedFiles | undefined> {
-    if (settings.lockYears === undefined) return undefined;
+  async function lockOrRemove(files: Record<FileKind, MirroredFile>, issueDate: string): Promise<LockedFiles | undefined> {
+    if (settings.retention === undefined) return undefined;
     try {
-      const retainUntil = await lockObjects(s3, bucket, Object.values(files), settings.lockYears);
+      const retainUntil = await lockObjects(s3, bucket, Object.values(files), retainUntilOf(settings.retention, issueDate));
       return { locked: Object.values(files), retainUntil };
     } catch (error) {
       await remove(files, error instanceof ObjectLockError ? error : undefined);

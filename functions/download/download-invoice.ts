@@ -11,6 +11,7 @@ import { invoiceArchive, type ArchivedInvoice } from './archive.ts';
 import type { InvoiceIndex } from './invoice-index.ts';
 import { answerOnce, linksUsableUntil } from './buy-answer.ts';
 import { downloadJobKey, type KeptAnswer } from './work.ts';
+import type { RetentionRule } from './retention.ts';
 
 /** Built at its first parse (z.lazy), not when the function is set up: see shared/zod.ts. */
 export function downloadRequestSchema(checkCreditCode: boolean) {
@@ -42,8 +43,10 @@ export interface DownloadDeps {
   retryPolicy: RetryPolicy;
   /** How long a request waits for another invocation downloading the same invoice (default 3 s). */
   waitMs?: number;
-  /** Object Lock (compliance mode) for this many years on each mirrored invoice's objects; none when absent. */
-  lockYears?: number;
+  /** Object Lock (compliance mode) on each mirrored invoice's objects, for this long; none when absent. */
+  retention?: RetentionRule;
+  /** Upload each file with a checksum S3 keeps (S3_CHECKSUMS). */
+  checksums?: boolean;
   checkCreditCode: boolean;
 }
 

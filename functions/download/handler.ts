@@ -49,7 +49,10 @@ const download = downloadInvoice({
   leaseSeconds: config.LEASE_SECONDS,
   retryPolicy: settings,
   waitMs: config.JOB_WAIT_MS,
-  lockYears: config.OBJECT_LOCK_YEARS,
+  retention: config.OBJECT_LOCK_YEARS === undefined
+    ? undefined
+    : { years: config.OBJECT_LOCK_YEARS, from: config.OBJECT_LOCK_FROM, graceYears: config.OBJECT_LOCK_GRACE_YEARS },
+  checksums: config.S3_CHECKSUMS === 'on',
   checkCreditCode: config.TAX_NUM_CHECK === 'strict',
 });
 
@@ -169,7 +172,7 @@ export const handler = lambdaEntry(
     ),
   ),
   {
-    // `{"action": "reindex", "cursor"?}`: index the invoices mirrored before the index (README "The archive").
+    // `{"action": "reindex", "cursor"?}`: index the invoices mirrored before the index (docs/api.md, "The archive").
     reindex: actionHandler((event, context) =>
       reindex(download.archive, index, {
         cursor: typeof event.cursor === 'string' ? event.cursor : undefined,

@@ -1,5 +1,5 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import { TimeBudgetExhausted } from '#shared/errors';
+import { GaveUpError, TimeBudgetExhausted } from '#shared/errors';
 import { jobLifecycle, type Attempt, type LifecycleSettings } from '#shared/job-lifecycle';
 import { parseRequest, periodChecks, taxNumSchema } from '#shared/validation';
 import * as z from '#shared/zod';
@@ -17,6 +17,9 @@ import type { FileKind } from './mirror.ts';
 
 /** How long a written ledger is answered again to the same question, rather than written anew. */
 export const LEDGER_REUSE_MS = 15 * 60_000;
+
+const TOO_MANY_ROWS =
+  'the period holds more invoices than one ledger can be written for within a run; ask for shorter periods (a month, a quarter)';
 
 export const ledgerRequestSchema = z.lazy(() =>
   z
@@ -54,8 +57,10 @@ export function ledgerJobs(deps: LedgerDeps) {
     try {
       return await writeLedger({ s3: deps.s3, bucket: deps.bucket, key: ledgerKey(request), format: request.format, entries: entries(deps.index, request), linkOf, signal });
     } catch (error) {
-      if (signal.aborted) throw new TimeBudgetExhausted('the ledger could not be written within the time; it is kept pending and written later');
-      throw error;
+      if (!signal.aborted) throw error;
+      // A sweep's run has no more time than the request had: trying again cannot help, so it is given up at once.
+      if (job.mode === 'sweep') throw new GaveUpError(new TimeBudgetExhausted(TOO_MANY_ROWS), job.attempts);
+      throw new TimeBudgetExhausted('the ledger could not be written within the time; it is kept pending and written later');
     }
   }
 
@@ -80,7 +85,7 @@ async function* entries(index: InvoiceIndex, request: LedgerRequest): AsyncItera
     yield* page.entries;
     cursor = page.cursor;
     // A page (about 1 MB parsed) is garbage once written, but outlives the function's small young generation: a
-    // collection per page keeps memory flat whatever the rows (README "The archive: ledgers and listings").
+    // collection per page keeps memory flat whatever the rows (docs/measurements.md, "The archive: ledgers and listings").
     reclaimNow();
   } while (cursor);
 }

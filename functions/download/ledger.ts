@@ -53,7 +53,7 @@ export interface LedgerResult {
   contentType: string;
 }
 
-/** The contract's header (README, "GET /invoices/ledger"), column for column. */
+/** The contract's header (docs/api.md, "GET /invoices/ledger"), column for column. */
 export const LEDGER_HEADER = [
   '发票号码', '开票日期', '方向', '发票类型', '销售方名称', '销售方纳税人识别号', '购买方名称', '购买方纳税人识别号',
   '金额', '税额', '价税合计', '作废', '冲红', '红字对应蓝票', 'PDF SHA-256', 'OFD SHA-256', 'XML SHA-256',

@@ -24,6 +24,14 @@ export interface MirroredFile {
   sha256: string;
   contentType: string;
   versionId?: string;
+  /** The checksum S3 keeps with the version (S3_CHECKSUMS on): the audit compares it without reading the file. */
+  checksum?: S3Checksum;
+}
+
+/** As S3 gives it: base64. SHA-256 for one PutObject; CRC64NVME of the whole object for a multipart upload. */
+export interface S3Checksum {
+  algorithm: 'SHA256' | 'CRC64NVME';
+  value: string;
 }
 
 /** The two formats Jumdata's links serve. */
@@ -92,6 +100,8 @@ export interface MirrorOptions {
   signal: AbortSignal;
   /** One file's bytes kept in memory as they stream by, up to a cap (the XML, read once it is stored). */
   keep?: KeptBytes;
+  /** Upload with a checksum S3 keeps (S3_CHECKSUMS); off for an S3-compatible server that cannot take it. */
+  checksums?: boolean;
 }
 
 /**
@@ -261,17 +271,46 @@ async function streamToS3(kind: FileKind, link: string, options: MirrorOptions, 
     const result =
       opened.contentLength !== undefined && opened.contentLength <= MAX_SINGLE_PUT_BYTES
         ? // The length is declared: one PutObject streams the body through as it arrives, holding no part.
-          await options.s3.send(new PutObjectCommand({ ...params, ContentLength: opened.contentLength }), {
-            abortSignal: bodyFailed.signal,
-          })
-        : // No length: lib-storage cuts the stream into parts (multipart upload), a few parts in memory at most.
-          await new Upload({ client: options.s3, params, ...UPLOAD_SETTINGS, leavePartsOnError: false }).done();
-    return { key, bytes, sha256: hash.digest('hex'), contentType: sniffed.contentType, versionId: result.VersionId };
+          await options.s3.send(
+            new PutObjectCommand({ ...params, ContentLength: opened.contentLength, ...(options.checksums ? { ChecksumAlgorithm: 'SHA256' } : {}) }),
+            { abortSignal: bodyFailed.signal },
+          )
+        : // No length: lib-storage cuts the stream into parts (multipart upload), a few parts in memory at most. A
+          // multipart SHA-256 would be a checksum of checksums; a full-object CRC64NVME is one S3 keeps whole.
+          await new Upload({
+            client: options.s3,
+            params: { ...params, ...(options.checksums ? { ChecksumAlgorithm: 'CRC64NVME', ChecksumType: 'FULL_OBJECT' } : {}) },
+            ...UPLOAD_SETTINGS,
+            leavePartsOnError: false,
+          }).done();
+    const sha256 = hash.digest();
+    const checksum = options.checksums ? await storedChecksum(kind, result, sha256, () => deleteObject(options, key, result.VersionId)) : undefined;
+    return { key, bytes, sha256: sha256.toString('hex'), contentType: sniffed.contentType, versionId: result.VersionId, ...(checksum ? { checksum } : {}) };
   } catch (error) {
     opened.body.destroy();
     // A broken or oversized body fails the upload through the meter; then that is the cause worth reporting.
     throw streamFailure ?? error;
   }
+}
+
+/**
+ * The checksum S3 answered for the stored version. A SHA-256 other than the one of the bytes streamed means S3 holds
+ * other bytes: the upload fails (and is tried again, like any S3 failure).
+ */
+async function storedChecksum(
+  kind: FileKind,
+  answer: { ChecksumSHA256?: string; ChecksumCRC64NVME?: string },
+  sha256: Buffer,
+  removeStored: () => Promise<unknown>,
+): Promise<S3Checksum> {
+  if (answer.ChecksumSHA256 !== undefined) {
+    if (answer.ChecksumSHA256 === sha256.toString('base64')) return { algorithm: 'SHA256', value: answer.ChecksumSHA256 };
+    // The version is not this file: it goes before anything else is tried.
+    await removeStored().catch((error: unknown) => logger.error('file stored with another checksum not removed', { kind, error }));
+    throw new Error(`S3 stored the ${kind} file with another SHA-256 than the bytes sent`);
+  }
+  if (answer.ChecksumCRC64NVME !== undefined) return { algorithm: 'CRC64NVME', value: answer.ChecksumCRC64NVME };
+  throw new Error(`S3 answered no checksum for the ${kind} file it stored`);
 }
 
 /** Reads at least `count` bytes (fewer if the body is shorter) and puts them back, so the body is untouched. */

@@ -29,20 +29,38 @@ export class ObjectLockError extends Error {
 }
 
 /**
- * Locks each version until the same day `years` later; returns that date. The first object is locked alone, the
- * others together after it: what usually refuses a lock (a bucket without Object Lock, a role without
- * s3:PutObjectRetention) refuses the first, and then nothing is locked and the attempt can be removed whole. Only a
- * refusal after that can leave some versions locked; the ObjectLockError says which.
+ * How long an invoice's objects are kept locked. `mirrored`: `years` from the day it is mirrored (the stack's
+ * archive.objectLockYears). `fiscal-year-end`: by law (会计档案管理办法: accounting vouchers 30 years, counted from
+ * the end of the fiscal year, which in China is the calendar year), until the end of 31 December of its issue year
+ * plus `years` plus `graceYears` (an invoice booked in the next fiscal year), China time.
  */
-export async function lockObjects(
-  s3: S3Client,
-  bucket: string,
-  objects: readonly LockableObject[],
-  years: number,
-  now = new Date(),
-): Promise<Date> {
-  const retainUntil = new Date(now);
-  retainUntil.setUTCFullYear(retainUntil.getUTCFullYear() + years);
+export interface RetentionRule {
+  years: number;
+  from: 'mirrored' | 'fiscal-year-end';
+  graceYears: number;
+}
+
+const CHINA_OFFSET_MS = 8 * 3_600_000;
+
+/** The date an invoice issued on `issueDate` (YYYY-MM-DD) is locked until, under `rule`. */
+export function retainUntilOf(rule: RetentionRule, issueDate: string, now = new Date()): Date {
+  if (rule.from === 'mirrored') {
+    const until = new Date(now);
+    until.setUTCFullYear(until.getUTCFullYear() + rule.years);
+    return until;
+  }
+  const lastYear = Number(issueDate.slice(0, 4)) + rule.years + rule.graceYears;
+  // 1 January of the year after, 00:00 in China: the end of 31 December.
+  return new Date(Date.UTC(lastYear + 1, 0, 1) - CHINA_OFFSET_MS);
+}
+
+/**
+ * Locks each version until `retainUntil`. The first object is locked alone, the others together after it: what
+ * usually refuses a lock (a bucket without Object Lock, a role without s3:PutObjectRetention) refuses the first, and
+ * then nothing is locked and the attempt can be removed whole. Only a refusal after that can leave some versions
+ * locked; the ObjectLockError says which.
+ */
+export async function lockObjects(s3: S3Client, bucket: string, objects: readonly LockableObject[], retainUntil: Date): Promise<Date> {
   const lock = (object: LockableObject) =>
     s3.send(
       new PutObjectRetentionCommand({

@@ -9,7 +9,7 @@ import { Zip, ZipDeflate } from 'fflate';
  * Hand-written rather than ExcelJS's streaming WorkbookWriter: ExcelJS adds 1.08 MB of minified code to the
  * function's single-file bundle (36-68 ms more at a cold start to read it, even unused), and its writer either keeps
  * a shared-strings table that grows with every distinct text (each row has its own number, hashes and links) or
- * writes text as formula results (t="str"). README, "The 台账 file", has the measurements.
+ * writes text as formula results (t="str"). docs/api.md, "The 台账 file", has the measurements.
  */
 
 /** A text cell, or a number shown with two decimals, written as a plain decimal ("" leaves the cell empty). */

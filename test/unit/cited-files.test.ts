@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 
 /**
  * A comment that sends the reader to a document must send them somewhere: the product's contract and the provider
- * notes live outside this repository, so the code points at what it holds (README.md, openapi.json).
+ * notes live outside this repository, so the code points at what it holds (README.md, docs/, openapi.json).
  */
 
 const root = fileURLToPath(new URL('../..', import.meta.url));

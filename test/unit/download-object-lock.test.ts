@@ -18,7 +18,7 @@ import { logger } from '#shared/logger';
 import { createJumdataClient, type DownloadQuery } from '#shared/providers/jumdata';
 import { downloadInvoice } from '../../functions/download/download-invoice.ts';
 import { invoiceIndex } from '../../functions/download/invoice-index.ts';
-import { ObjectLockError } from '../../functions/download/retention.ts';
+import { ObjectLockError, type RetentionRule } from '../../functions/download/retention.ts';
 import type { DownloadWork } from '../../functions/download/work.ts';
 import { startLocalDynamo, type LocalDynamo } from '../../local/dynamodb.ts';
 import { JUMDATA_SANDBOX_CREDENTIALS, startJumdataSandbox, type JumdataSandbox } from '../../local/sandboxes/jumdata.ts';
@@ -81,7 +81,7 @@ afterEach(async () => {
 
 const versionOf = (key: string, write: number) => `${key.split('/').at(-1)}#${write}`;
 
-function download() {
+function download(retention: RetentionRule = { years: LOCK_YEARS, from: 'mirrored', graceYears: 0 }) {
   return downloadInvoice({
     jumdata: createJumdataClient({
       baseUrl: jumdata.url,
@@ -98,7 +98,7 @@ function download() {
     jumdataTimeoutMs: 5_000,
     leaseSeconds: 60,
     retryPolicy: { maxAttempts: 5, backoffBaseSeconds: 10, backoffMaxSeconds: 300 },
-    lockYears: LOCK_YEARS,
+    retention,
     checkCreditCode: false,
   });
 }
@@ -147,6 +147,20 @@ function retentionRefusedFor(refuse: (key: string) => boolean) {
 }
 
 describe('a download with Object Lock', () => {
+  it('locks by law from the XML\'s issue date: to the end of the fiscal year 30 years on, plus a year of grace', async () => {
+    // Prepare: the sandbox's XML of this invoice says 2024-04-25; the request says 2023-12-30
+    const invoiceNo = '24312000000000000101';
+    s3mock.on(PutObjectRetentionCommand).resolves({});
+    const lawful = download({ years: 30, from: 'fiscal-year-end', graceYears: 1 });
+    // Act
+    const outcome = await lawful.run({ ...request(invoiceNo), issueDate: '2023-12-30' } as DownloadQuery, { deadline: Date.now() + 20_000, mode: 'request' });
+    // Assess: the files and invoice.json, locked until the end of 31 December 2055, China time
+    expect(outcome.kind).toBe('done');
+    const until = new Date('2055-12-31T16:00:00Z');
+    for (const key of fileKeys(invoiceNo)) expect(sentFor('PutObjectRetentionCommand', key)).toEqual([expect.objectContaining({ Retention: { Mode: 'COMPLIANCE', RetainUntilDate: until } })]);
+    expect(sentFor('PutObjectCommand', recordKey(invoiceNo))).toEqual([expect.objectContaining({ ObjectLockRetainUntilDate: until })]);
+  });
+
   it('locks the three files (compliance mode, their versions, N years) before invoice.json is written, then invoice.json', async () => {
     // Prepare
     const invoiceNo = '24312000000077770001';

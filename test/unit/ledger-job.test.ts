@@ -69,3 +69,19 @@ describe('a ledger that cannot be written within its request', () => {
     expect(again).toMatchObject({ kind: 'done', replayed: true, result: { rows: 0, totals: { amount: '0.00', tax: '0.00', total: '0.00' }, key: expect.stringMatching(/^ledgers\//) } });
   });
 });
+
+describe('a ledger too large to be written within a sweep run', () => {
+  it('is given up at its first background attempt, saying to ask for shorter periods, not tried 48 times', async () => {
+    // Prepare: another question, kept pending by a request with no time left
+    const large = { ...request, from: '2024-01-01', to: '2024-06-30' };
+    expect((await ledgers().run(large, { deadline: Date.now(), mode: 'request' })).kind).toBe('pending');
+    const held = (await store.get('download', ledgerJobKey(large)))!;
+    // Act: the sweep's attempt runs out of time as well
+    const state = await ledgers().resume(held, Date.now(), ledgers().parse);
+    // Assess: failed with a reason a person can act on, and no longer due
+    expect(state).toBe('failed');
+    const record = (await store.get('download', ledgerJobKey(large)))!.value;
+    expect(record).toMatchObject({ state: 'failed', lastError: { statusCode: 504, code: 'UPSTREAM_TIMEOUT' } });
+    expect(record.lastError!.message).toMatch(/given up: the period holds more invoices than one ledger can be written for within a run; ask for shorter periods/);
+  });
+});

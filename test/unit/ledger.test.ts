@@ -27,7 +27,7 @@ import { LEDGER_HEADER, writeLedger, type LedgerFormat, type LedgerOptions } fro
 import { LOCAL_S3_CREDENTIALS, startLocalS3, type LocalS3 } from '../../local/s3.ts';
 
 /**
- * The 台账 as README's "GET /invoices/ledger" describes it, written into a local S3 server (s3rver) and read back byte
+ * The 台账 as docs/api.md's "GET /invoices/ledger" describes it, written into a local S3 server (s3rver) and read back byte
  * for byte; S3 failures that s3rver cannot produce (and AbortMultipartUpload, which it lacks) with
  * aws-sdk-client-mock on a client of their own.
  */

@@ -170,7 +170,7 @@ const taxNum = '91310117568051222X';
 const invoiceNo = '24312000000022669098';
 
 /**
- * Per route: the handler's schema, README's example bodies, one body holding every field, bodies both refuse, and
+ * Per route: the handler's schema, the docs' example bodies, one body holding every field, bodies both refuse, and
  * where they knowingly differ (`handlerOnly`: a refinement the document cannot carry; `documentOnly`: a value the
  * handler takes as absent that the schema, typed as it is, refuses).
  */
@@ -184,7 +184,7 @@ const bodyRoutes = [
     ],
     everyField: { taxNum, orderNo: '20240122150518179381' },
     refused: [
-      ["README's bad request", { taxNum: '123', orderNo: '' }],
+      ["the docs' bad request", { taxNum: '123', orderNo: '' }],
       ['a lower-case tax number', { taxNum: taxNum.toLowerCase(), orderNo: '1' }],
       ['an order number with a space', { taxNum, orderNo: '2024 01' }],
       ['an order number with an emoji', { taxNum, orderNo: '2024😀' }],
@@ -258,7 +258,7 @@ const bodyRoutes = [
 
 describe("the document's request bodies", () => {
   const examples = bodyRoutes.flatMap(({ route, schema, examples }) => examples.map((body) => ({ route, schema, body })));
-  it.each(examples)("accept README's example for $route: $body", ({ route, schema, body }) => {
+  it.each(examples)("accept the docs' example for $route: $body", ({ route, schema, body }) => {
     expect(schema.safeParse(body).success).toBe(true);
     expect(documentErrors(requestSchemaOf(route), body)).toEqual([]);
   });
@@ -308,8 +308,8 @@ describe("the document's parameters", () => {
   const link = { taxNum, invoiceNo, kind: 'pdf', sig: 'c2lnbmF0dXJl' };
   const fileLink = (label: string, query: object, valid: boolean) => ({ route: `GET ${FILE_LINK}`, schema: fileLinkSchema, label, query, valid });
   const cases = [
-    jobsQuery("README's pending jobs", { state: 'pending' }, true),
-    jobsQuery("README's failed retry jobs, 20 a page", { state: 'failed', function: 'retry', limit: '20' }, true),
+    jobsQuery("the docs' pending jobs", { state: 'pending' }, true),
+    jobsQuery("the docs' failed retry jobs, 20 a page", { state: 'failed', function: 'retry', limit: '20' }, true),
     jobsQuery('a cursor', { state: 'pending', cursor: 'eyJyZXRyeSI6IngifQ' }, true),
     jobsQuery('no state', {}, false),
     jobsQuery('a done state', { state: 'done' }, false),
@@ -349,7 +349,7 @@ describe('the answer schemas', () => {
     expectTypeOf<{ orderNo: string } & RebillingOutcome>().toExtend<z.output<typeof retryIssuedSchema> | z.output<typeof retryAcceptedSchema>>();
   });
 
-  // README elides parts of some answers (…); those parts are filled in here with values of the same form. Of the
+  // docs/api.md elides parts of some answers (…); those parts are filled in here with values of the same form. Of the
   // pending download it shows only `{"status": "pending", …}`: the rest is what the download handler adds.
   const presigned = 'https://einvoice-bridge.s3.cn-north-1.amazonaws.com.cn/invoices/91310117568051222X/24312000000022669098/pdf.pdf?X-Amz-Expires=600';
   const durable = (kind: string) => `http://127.0.0.1:3000/files/${taxNum}/${invoiceNo}/${kind}?sig=6Y2bq1x8Hq8sQ6b8tq0m3tq1oX9z9o7Y5c6B2s0qV1w`;
@@ -361,7 +361,7 @@ describe('the answer schemas', () => {
     sha256: '823c6c7bd5f9d8aa0b2c0e0c29ac1a3e1e1b0c8e7f3c1b59a1f2d3e4c5b6a798',
     contentType,
   });
-  /** README's example invoice metadata ("The archive"). */
+  /** the docs' example invoice metadata (docs/api.md, "The archive"). */
   const readmeInvoice = {
     number: invoiceNo,
     issuedAt: '2024-04-25 15:58:41',
@@ -517,12 +517,12 @@ describe('the answer schemas', () => {
     },
   ] as const;
 
-  it.each(readmeAnswers)("describe README's example of $label", ({ route, schema, answer }) => {
+  it.each(readmeAnswers)("describe the docs' example of $label", ({ route, schema, answer }) => {
     expect(schema.safeParse(answer.body).error?.issues ?? []).toEqual([]);
     expectDocumented(route, answer);
   });
 
-  it("describe the README's error shape", () => {
+  it("describe the error shape of docs/api.md", () => {
     const body = {
       error: {
         code: 'VALIDATION_FAILED',

@@ -2,7 +2,7 @@ import { PutObjectRetentionCommand, S3Client } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-vitest/extend';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { lockObjects, ObjectLockError } from '../../functions/download/retention.ts';
+import { lockObjects, ObjectLockError, retainUntilOf } from '../../functions/download/retention.ts';
 
 const s3mock = mockClient(S3Client);
 beforeEach(() => s3mock.reset());
@@ -17,7 +17,7 @@ describe('locking a mirrored invoice (Object Lock, compliance mode)', () => {
       { key: 'invoices/T/N/ofd.zip', versionId: 'v2' },
     ];
     // Act
-    await lockObjects(s3(), 'archive', objects, 10, new Date('2026-11-23T05:00:00Z'));
+    await lockObjects(s3(), 'archive', objects, retainUntilOf({ years: 10, from: 'mirrored', graceYears: 0 }, '2026-01-05', new Date('2026-11-23T05:00:00Z')));
     // Assess
     expect(s3mock).toHaveReceivedCommandTimes(PutObjectRetentionCommand, 2);
     for (const object of objects) {
@@ -39,7 +39,7 @@ describe('locking a mirrored invoice (Object Lock, compliance mode)', () => {
       return {};
     });
     // Act
-    const retainUntil = await lockObjects(s3(), 'archive', [{ key: 'a' }, { key: 'b' }, { key: 'c' }], 3, new Date('2026-02-28T00:00:00Z'));
+    const retainUntil = await lockObjects(s3(), 'archive', [{ key: 'a' }, { key: 'b' }, { key: 'c' }], new Date('2029-02-28T00:00:00Z'));
     // Assess
     expect(sent[0]).toBe('a');
     expect(sent.slice(1).sort()).toEqual(['b', 'c']);
@@ -50,7 +50,7 @@ describe('locking a mirrored invoice (Object Lock, compliance mode)', () => {
     // Prepare
     s3mock.on(PutObjectRetentionCommand).rejects(new Error('InvalidRequest: Bucket is missing Object Lock Configuration'));
     // Act
-    const locking = lockObjects(s3(), 'archive', [{ key: 'a', versionId: 'v1' }, { key: 'b', versionId: 'v2' }], 5);
+    const locking = lockObjects(s3(), 'archive', [{ key: 'a', versionId: 'v1' }, { key: 'b', versionId: 'v2' }], new Date('2031-01-01T00:00:00Z'));
     // Assess
     await expect(locking).rejects.toBeInstanceOf(ObjectLockError);
     await expect(locking).rejects.toMatchObject({ locked: [], message: expect.stringContaining('Object Lock Configuration') });
@@ -65,7 +65,7 @@ describe('locking a mirrored invoice (Object Lock, compliance mode)', () => {
     });
     const objects = [{ key: 'a', versionId: 'v1' }, { key: 'b', versionId: 'v2' }, { key: 'c', versionId: 'v3' }];
     // Act
-    const failure = await lockObjects(s3(), 'archive', objects, 10, new Date('2026-11-23T05:00:00Z')).catch((error: unknown) => error);
+    const failure = await lockObjects(s3(), 'archive', objects, new Date('2036-11-23T05:00:00Z')).catch((error: unknown) => error);
     // Assess: a and b stay locked until the date, c is not locked
     expect(failure).toBeInstanceOf(ObjectLockError);
     expect(failure).toMatchObject({
@@ -73,5 +73,26 @@ describe('locking a mirrored invoice (Object Lock, compliance mode)', () => {
       retainUntil: new Date('2036-11-23T05:00:00Z'),
       cause: new Error('InternalError'),
     });
+  });
+});
+
+describe('how long an invoice is kept locked', () => {
+  it('counts years from the day it is mirrored in the simple form (objectLockYears)', () => {
+    const rule = { years: 10, from: 'mirrored', graceYears: 0 } as const;
+    expect(retainUntilOf(rule, '2024-04-25', new Date('2026-11-23T05:00:00Z'))).toEqual(new Date('2036-11-23T05:00:00Z'));
+  });
+
+  it.each([
+    // 30 years from the end of the issue year, plus a year's grace: to the end of 31 December 2055, China time
+    ['2024-04-25', 30, 1, '2055-12-31T16:00:00.000Z'],
+    ['2024-01-01', 30, 1, '2055-12-31T16:00:00.000Z'],
+    ['2024-12-31', 30, 1, '2055-12-31T16:00:00.000Z'],
+    ['2025-01-01', 30, 1, '2056-12-31T16:00:00.000Z'],
+    ['2024-06-30', 10, 0, '2034-12-31T16:00:00.000Z'],
+  ])('keeps an invoice issued on %s for %i years after its fiscal year, %i of grace: until %s', (issueDate, years, graceYears, until) => {
+    const rule = { years, from: 'fiscal-year-end', graceYears } as const;
+    // Whenever it is mirrored: by law the count starts at the end of the issue year.
+    expect(retainUntilOf(rule, issueDate, new Date('2026-11-23T05:00:00Z')).toISOString()).toBe(until);
+    expect(retainUntilOf(rule, issueDate, new Date('2040-01-01T00:00:00Z')).toISOString()).toBe(until);
   });
 });

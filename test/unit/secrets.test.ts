@@ -60,7 +60,7 @@ describe('provider secrets from Secrets Manager', () => {
     // Assess
     await expect(loading).rejects.toThrow(ConfigurationError);
     await expect(loading).rejects.toThrow(
-      'The fw199 secret has no usable value (missing or empty: appId, appSecret); set it as README.md shows',
+      'The fw199 secret has no usable value (missing or empty: appId, appSecret); set it as docs/deploying.md shows',
     );
   });
 
@@ -71,7 +71,7 @@ describe('provider secrets from Secrets Manager', () => {
     const error = await loadProviderSecret('fw199', fw199SecretSchema, source).catch((e: Error) => e);
     // Assess
     expect(error).toBeInstanceOf(ConfigurationError);
-    expect((error as Error).message).toBe('The fw199 secret is not valid JSON; set it as README.md shows');
+    expect((error as Error).message).toBe('The fw199 secret is not valid JSON; set it as docs/deploying.md shows');
     expect(JSON.stringify(error) + String((error as Error).stack)).not.toContain('plain-text-s3cr3t');
   });
 
