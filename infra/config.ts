@@ -6,7 +6,7 @@ import { ValidationError } from '../shared/errors.ts';
 import { parseRequest } from '../shared/validation.ts';
 import { JOB_FUNCTIONS, type JobFunction } from '../shared/jobs.ts';
 import { RETRY_DAILY_LIMIT, SWEEP_SETTINGS, type SweepSettings } from '../shared/schedule-settings.ts';
-import { SCHEDULE_EXPRESSION, type ScheduleConfig } from './schedules.ts';
+import { DEFAULT_AUDIT_EXPRESSION, SCHEDULE_EXPRESSION, type ScheduleConfig } from './schedules.ts';
 
 /**
  * The stack's one configuration, validated with zod at synth: every field has a default, so `npx cdk deploy` works
@@ -80,6 +80,19 @@ export const stackConfigSchema = z
          */
         objectLockYears: z.number().int().min(1, { error: 'must be 1 to 30 years' }).max(30, { error: 'must be 1 to 30 years' }).optional(),
         /**
+         * Retention by law (会计档案管理办法: accounting vouchers 30 years from the end of the fiscal year): each invoice
+         * locked (compliance mode) until 31 December of its issue year plus `years` plus `graceYears` (an invoice
+         * booked in the next fiscal year). The audit extends invoices locked for less, or not at all, before.
+         */
+        retention: z
+          .object({
+            years: z.number().int().min(1, { error: 'must be 1 to 50 years' }).max(50, { error: 'must be 1 to 50 years' }).default(30),
+            from: z.literal('fiscal-year-end', { error: "must be 'fiscal-year-end' (China's fiscal year is the calendar year)" }).default('fiscal-year-end'),
+            graceYears: z.number().int().min(0, { error: 'must be 0 to 5 years' }).max(5, { error: 'must be 0 to 5 years' }).default(1),
+          })
+          .strict()
+          .optional(),
+        /**
          * Object Lock enabled on the bucket (without a default retention, which locks nothing by itself), so that
          * setting objectLockYears later is an ordinary update. `false` only for a stack deployed before this
          * setting existed: CloudFormation would replace its bucket to enable it.
@@ -90,6 +103,14 @@ export const stackConfigSchema = z
       .refine((archive) => archive.objectLockYears === undefined || archive.bucketObjectLock, {
         path: ['objectLockYears'],
         error: 'needs bucketObjectLock: true (a bucket without Object Lock cannot lock invoices)',
+      })
+      .refine((archive) => archive.retention === undefined || archive.bucketObjectLock, {
+        path: ['retention'],
+        error: 'needs bucketObjectLock: true (a bucket without Object Lock cannot lock invoices)',
+      })
+      .refine((archive) => archive.retention === undefined || archive.objectLockYears === undefined, {
+        path: ['retention'],
+        error: 'set either retention (by law, from the fiscal year\'s end) or objectLockYears (from the day mirrored), not both',
       })
       .refine((archive) => archive.filesToGlacierDays >= archive.filesToInfrequentAccessDays + 30, {
         path: ['filesToGlacierDays'],
@@ -119,6 +140,17 @@ export const stackConfigSchema = z
       .default({ maxFileMegabytes: 64, fileTimeoutSeconds: 20 }),
     /** Each function's sweep, over the defaults of shared/schedule-settings.ts. */
     sweeps: z.partialRecord(z.enum(JOB_FUNCTIONS as [JobFunction, ...JobFunction[]]), sweepOverrides).default({}),
+    /** The integrity audit of the whole archive (POST /audits runs one at any time). */
+    audit: z
+      .object({
+        /** cron(...) in China time, or rate(...); monthly by default. */
+        schedule: z
+          .string()
+          .regex(SCHEDULE_EXPRESSION, { error: 'must be cron(minutes hours day-of-month month day-of-week year) or rate(N minutes|hours|days)' })
+          .default(DEFAULT_AUDIT_EXPRESSION),
+      })
+      .strict()
+      .default({ schedule: DEFAULT_AUDIT_EXPRESSION }),
     /** Re-pushes of one order per China day. */
     retryDailyLimit: z.number().int().min(1).max(20, { error: "must be at most 20 (Nuonuo's own cap)" }).default(RETRY_DAILY_LIMIT),
     /** Batches of jobs handed to a function on a fixed schedule. */
@@ -199,7 +231,16 @@ export function scheduleConfigOf(config: StackConfig): ScheduleConfig {
   const sweeps = Object.fromEntries(
     JOB_FUNCTIONS.map((fn) => [fn, { ...SWEEP_SETTINGS[fn], ...config.sweeps[fn] } satisfies SweepSettings]),
   ) as Record<JobFunction, SweepSettings>;
-  return { sweeps, retryDailyLimit: config.retryDailyLimit, fixedBatches: config.fixedBatches };
+  return { sweeps, retryDailyLimit: config.retryDailyLimit, fixedBatches: config.fixedBatches, auditExpression: config.audit.schedule };
 }
 
 export const stackNameOf = (config: StackConfig) => (config.stage === 'prod' ? 'EinvoiceBridge' : `EinvoiceBridge-${config.stage}`);
+
+/** The download function's Object Lock variables: retention by law, or the simple objectLockYears; none without. */
+export function objectLockEnvironment(archive: StackConfig['archive']): Record<string, string> {
+  if (archive.retention) {
+    const { years, from, graceYears } = archive.retention;
+    return { OBJECT_LOCK_YEARS: String(years), OBJECT_LOCK_FROM: from, OBJECT_LOCK_GRACE_YEARS: String(graceYears) };
+  }
+  return archive.objectLockYears ? { OBJECT_LOCK_YEARS: String(archive.objectLockYears), OBJECT_LOCK_FROM: 'mirrored' } : {};
+}

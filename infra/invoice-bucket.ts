@@ -77,7 +77,13 @@ export function grantInvoiceArchive(bucket: Bucket, grantee: IGrantable, options
       actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObjectVersion', 's3:AbortMultipartUpload'],
       resources: [objects('ledgers/')],
     }),
-    // Locking a completely mirrored invoice's objects (Object Lock, compliance mode), when the bucket has it.
+    // The audit: a file's recorded version (HeadObject with a version id), and its lock (HeadObject says it only to
+    // a reader of retention).
+    new PolicyStatement({ effect: Effect.ALLOW, actions: ['s3:GetObjectVersion', 's3:GetObjectRetention'], resources: [objects('invoices/')] }),
+    // The audit's reports.
+    new PolicyStatement({ effect: Effect.ALLOW, actions: ['s3:GetObject', 's3:PutObject'], resources: [objects('audits/')] }),
+    // Locking a completely mirrored invoice's objects (Object Lock, compliance mode), when the bucket has it; the
+    // audit extends a lock shorter than the rule.
     ...(options.objectLock
       ? [new PolicyStatement({ effect: Effect.ALLOW, actions: ['s3:PutObjectRetention'], resources: [objects('invoices/')] })]
       : []),
@@ -93,6 +99,10 @@ export function grantInvoiceArchive(bucket: Bucket, grantee: IGrantable, options
     {
       id: `AwsSolutions-IAM5[Resource::<${arn}.Arn>/ledgers/*]`,
       reason: 'Ledger access is limited to the ledgers/ prefix, whose keys are made per ledger written.',
+    },
+    {
+      id: `AwsSolutions-IAM5[Resource::<${arn}.Arn>/audits/*]`,
+      reason: 'Audit reports are limited to the audits/ prefix, whose keys are made per audit run.',
     },
   );
 }

@@ -14,7 +14,7 @@ import { grantInvoiceArchive, invoiceBucket } from './invoice-bucket.ts';
 import { grantInvoiceIndex, invoicesTable } from './invoices-table.ts';
 import { grantJobs, jobsTable } from './jobs-table.ts';
 import { FunctionAlarms, mailAlarms } from './alarms.ts';
-import { parseStackConfig, scheduleConfigOf, type StackConfig } from './config.ts';
+import { objectLockEnvironment, parseStackConfig, scheduleConfigOf, type StackConfig } from './config.ts';
 import { JobSchedules, scheduleEnvironment, type ScheduleConfig } from './schedules.ts';
 import type { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import type { JobFunction } from '../shared/jobs.ts';
@@ -126,6 +126,8 @@ export class InvoiceStack extends Stack {
         { method: HttpMethod.GET, path: '/jobs' },
         { method: HttpMethod.GET, path: '/invoices' },
         { method: HttpMethod.GET, path: '/invoices/ledger' },
+        { method: HttpMethod.POST, path: '/audits' },
+        { method: HttpMethod.GET, path: '/audits/latest' },
       ],
       // GET /jobs lists every function's open and failed jobs, not only the download's.
       readAllJobs: true,
@@ -142,14 +144,14 @@ export class InvoiceStack extends Stack {
         MIRROR_MAX_FILE_BYTES: String(this.config.mirror.maxFileMegabytes * 1024 * 1024),
         MIRROR_FILE_TIMEOUT_MS: String(this.config.mirror.fileTimeoutSeconds * 1000),
         PRESIGNED_URL_SECONDS: '600',
-        ...(this.config.archive.objectLockYears ? { OBJECT_LOCK_YEARS: String(this.config.archive.objectLockYears) } : {}),
+        ...objectLockEnvironment(this.config.archive),
         NODE_OPTIONS: DOWNLOAD_NODE_OPTIONS,
         TAX_NUM_CHECK: this.config.taxNumCheck,
       },
     });
     linkKey.grantRead(download);
     grantInvoiceIndex(this.invoices, download);
-    grantInvoiceArchive(this.bucket, download, { objectLock: this.config.archive.objectLockYears !== undefined });
+    grantInvoiceArchive(this.bucket, download, { objectLock: this.config.archive.objectLockYears !== undefined || this.config.archive.retention !== undefined });
     this.functions = { retry, erpUpdate, download };
     const functions = { retry, 'erp-update': erpUpdate, download };
     const schedules = new JobSchedules(this, 'Schedules', { functions, config: this.schedules });

@@ -27,12 +27,15 @@ export function invoicesTable(scope: Construct): TableV2 {
   });
 }
 
-/** The download function reads entries, adds them (never deletes or updates one), and queries by issue date. */
+/**
+ * The download function reads entries, adds them (never deletes or updates one), queries by issue date, and for the
+ * audit scans the table and asks which folders have an entry.
+ */
 export function grantInvoiceIndex(table: TableV2, grantee: IGrantable): void {
   grantee.grantPrincipal.addToPrincipalPolicy(
     new PolicyStatement({
       effect: Effect.ALLOW,
-      actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'],
+      actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:Scan', 'dynamodb:BatchGetItem'],
       resources: [table.tableArn, `${table.tableArn}/index/${INVOICES_BY_DATE}`],
     }),
   );

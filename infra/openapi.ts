@@ -16,6 +16,8 @@ import {
   invoiceListSchema,
   jobListSchema,
   ledgerPendingSchema,
+  auditPendingSchema,
+  auditReportSchema,
   ledgerWrittenSchema,
   retryAcceptedSchema,
   retryIssuedSchema,
@@ -23,6 +25,7 @@ import {
 import { listJobsSchema } from '../shared/jobs-api.ts';
 import { listInvoicesSchema } from '../functions/download/list-invoices.ts';
 import { ledgerRequestSchema } from '../functions/download/ledger-job.ts';
+import { auditRequestSchema } from '../functions/download/audit-job.ts';
 import { ORDER_NO_MAX_LENGTH } from '../shared/validation.ts';
 
 /**
@@ -54,6 +57,7 @@ const requestSchemas = {
   RetryRequest: retryRequestSchema(true),
   ErpUpdateRequest: erpUpdateRequestSchema,
   DownloadRequest: downloadRequestSchema(true),
+  AuditRequest: auditRequestSchema,
 };
 const responseSchemas = {
   RetryIssued: retryIssuedSchema,
@@ -66,6 +70,8 @@ const responseSchemas = {
   InvoiceList: invoiceListSchema,
   LedgerWritten: ledgerWrittenSchema,
   LedgerPending: ledgerPendingSchema,
+  AuditReport: auditReportSchema,
+  AuditPending: auditPendingSchema,
   Error: errorBodySchema,
 };
 type SchemaName = keyof typeof requestSchemas | keyof typeof responseSchemas;
@@ -354,6 +360,41 @@ export function openApiDocument() {
               headers: { 'x-request-id': requestId, 'Retry-After': retryAfter },
             },
             ...errors([400, 500]),
+          },
+        },
+      },
+      '/audits': {
+        post: {
+          operationId: 'auditArchive',
+          summary: 'The integrity audit: every mirrored invoice (or one taxpayer\'s) checked against what was recorded',
+          description:
+            'For each invoice: invoice.json present; each file at its recorded version (nothing written over it), with its ' +
+            "recorded size and checksum (S3's own where it keeps one, otherwise the file is read); with Object Lock, locked " +
+            'at least as configured (a shorter lock is extended). Then files of no complete invoice, older than a day, are ' +
+            'removed by version (or reported with their lock). The report is written under `audits/`. A run that does not ' +
+            'finish within the request answers 202 and goes on in the background from where it stopped.',
+          tags: ['archive'],
+          security: IAM,
+          requestBody: jsonBody('AuditRequest', '`{}` for the whole archive, or `{"taxNum"}` for one taxpayer.'),
+          responses: {
+            200: success('The audit finished: its report', 'AuditReport'),
+            202: {
+              ...success('The audit goes on in the background; GET /audits/latest shows where it is', 'AuditPending'),
+              headers: { 'x-request-id': requestId, 'Retry-After': retryAfter },
+            },
+            ...errors([400, 415, 500]),
+          },
+        },
+      },
+      '/audits/latest': {
+        get: {
+          operationId: 'latestAudit',
+          summary: 'The last audit report started, whichever run wrote it (the schedule\'s or a request\'s), finished or not',
+          tags: ['archive'],
+          security: IAM,
+          responses: {
+            200: success('The report; `finished` says whether the run is over', 'AuditReport'),
+            ...errors([404, 500], { 404: '`NOT_FOUND`: no audit has run yet.' }),
           },
         },
       },

@@ -27,12 +27,18 @@ export interface ScheduleConfig {
   /** Re-pushes of one order per day (RETRY_DAILY_LIMIT). */
   retryDailyLimit: number;
   fixedBatches: FixedBatch[];
+  /** When the download function audits the whole archive: a cron(...) or rate(...) expression, cron in China time. */
+  auditExpression: string;
 }
+
+/** The 1st of each month, 03:00 China time. */
+export const DEFAULT_AUDIT_EXPRESSION = 'cron(0 3 1 * ? *)';
 
 export const DEFAULT_SCHEDULES: ScheduleConfig = {
   sweeps: SWEEP_SETTINGS,
   retryDailyLimit: RETRY_DAILY_LIMIT,
   fixedBatches: [],
+  auditExpression: DEFAULT_AUDIT_EXPRESSION,
 };
 
 /** The environment variables that carry `config` to the function `fn`. */
@@ -94,6 +100,14 @@ export class JobSchedules extends Construct {
         schedule: ScheduleExpression.rate(Duration.minutes(props.config.sweeps[name].everyMinutes)),
         target: target({ action: 'sweep' }),
       });
+      if (name === 'download') {
+        // An unfinished audit is resumed by the download sweep; this starts the next (or resumes one still open).
+        new Schedule(group, 'Audit', {
+          description: 'einvoice-bridge: the integrity audit of the whole archive',
+          schedule: ScheduleExpression.expression(props.config.auditExpression, TimeZone.ASIA_SHANGHAI),
+          target: target({ action: 'audit' }),
+        });
+      }
       for (const batch of props.config.fixedBatches.filter((b) => b.function === name)) {
         new Schedule(group, `Batch${pascalCase(batch.name)}`, {
           description: `einvoice-bridge: fixed batch '${batch.name}' of ${name}`,

@@ -152,6 +152,8 @@ export async function startLocalMode(options: LocalModeOptions = {}): Promise<Lo
       { method: 'GET', path: '/jobs', functionName: 'download', handler: download! },
       { method: 'GET', path: '/invoices', functionName: 'download', handler: download! },
       { method: 'GET', path: '/invoices/ledger', functionName: 'download', handler: download! },
+      { method: 'POST', path: '/audits', functionName: 'download', handler: download! },
+      { method: 'GET', path: '/audits/latest', functionName: 'download', handler: download! },
     ],
     options.requestBudgetMs,
   );

@@ -150,6 +150,38 @@ export const ledgerWrittenSchema = z.object({
 /** GET /invoices/ledger, 202: the ledger is being written (here, by another request, or by the sweep). */
 export const ledgerPendingSchema = z.object({ status: z.literal('pending'), message: z.string() });
 
+const objectKind = z.enum(['pdf', 'ofd', 'xml', 'invoice.json']);
+
+/** POST /audits and GET /audits/latest, 200: an integrity audit's report, as written under `audits/`. */
+export const auditReportSchema = z.object({
+  scope: z.string().describe('`all`, or the taxpayer audited'),
+  startedAt: z.iso.datetime(),
+  finishedAt: z.iso.datetime().optional().describe('Absent while the run goes on'),
+  finished: z.boolean(),
+  invoices: z.number().int().nonnegative().describe('Invoices checked so far'),
+  files: z.number().int().nonnegative().describe('Files (pdf, ofd, xml) checked so far'),
+  problems: z.array(
+    z.object({
+      taxNum: z.string(),
+      invoiceNo: z.string(),
+      kind: objectKind,
+      problem: z.enum(['missing', 'overwritten', 'size', 'checksum', 'unlocked', 'retention']),
+      message: z.string(),
+    }),
+  ),
+  extended: z
+    .array(z.object({ taxNum: z.string(), invoiceNo: z.string(), kind: objectKind, from: z.iso.datetime().optional(), to: z.iso.datetime() }))
+    .describe('Locks the audit lengthened to the retention rule (`from` absent: the object was not locked)'),
+  orphans: z
+    .array(z.object({ key: z.string(), versionId: z.string().optional(), removed: z.boolean(), retainUntil: z.iso.datetime().optional(), error: z.string().optional() }))
+    .describe('Objects of no complete invoice, older than a day: removed by version, or kept by their Object Lock until `retainUntil`'),
+  unindexed: z.number().int().nonnegative().describe('Invoices mirrored before the index, not audited: `npm run reindex` indexes them'),
+  key: z.string().describe('`audits/{started at}-{scope}.json` in the bucket'),
+});
+
+/** POST /audits, 202: the audit goes on in the background (a sweep, or the next run of the schedule). */
+export const auditPendingSchema = z.object({ status: z.literal('pending'), message: z.string() });
+
 /** POST /download, 202: the files could not be stored within the request's time; a sweep finishes the work. */
 export const downloadPendingSchema = z.object({
   taxNum: z.string(),

@@ -1,4 +1,4 @@
-import { GaveUpError, lastErrorOf, recordedError, ValidationError } from '#shared/errors';
+import { GaveUpError, lastErrorOf, recordedError, TimeBudgetExhausted, ValidationError } from '#shared/errors';
 import { isLeaseLive, JobConflictError, type Held, type JobFunction, type JobRecord, type JobStore } from '#shared/jobs';
 import { logger } from '#shared/logger';
 import { backoffSeconds, retryVerdict, type RetryPolicy } from '#shared/retry-policy';
@@ -56,6 +56,11 @@ export interface JobSpec<Q, R, S> {
   reuseDoneMs?: number;
   /** The latest a next attempt may be due, given what was kept (the download's paid links age out). */
   dueBy?(kept: Partial<S>): number | undefined;
+  /**
+   * The job keeps its progress as it goes (the audit): an attempt that only ran out of time is not counted against
+   * maxAttempts, since the next one goes on from where it stopped, however many runs the whole takes.
+   */
+  resumable?: boolean;
 }
 
 export interface LifecycleSettings {
@@ -295,6 +300,7 @@ export function jobLifecycle<Q, R, S extends object>(settings: LifecycleSettings
   function failureOutcome(error: unknown, record: JobRecord, now: number): Outcome<R> {
     const verdict = retryVerdict(error);
     if (!verdict.retryable) return { kind: 'failed', reason: error };
+    if (spec.resumable && error instanceof TimeBudgetExhausted) return { kind: 'pending', reason: error, notBefore: new Date(now) };
     if (record.attempts >= settings.policy.maxAttempts) {
       logger.warn('job given up', { fn, key: record.key, attempts: record.attempts });
       return { kind: 'failed', reason: new GaveUpError(error, record.attempts) };

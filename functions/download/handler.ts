@@ -12,6 +12,8 @@ import { createJobStore, type Held, type JobRecord } from '#shared/jobs';
 import { sweep } from '#shared/sweep';
 import { createS3Client } from '#shared/storage';
 import { parseRequest } from '#shared/validation';
+import { auditAnswers } from './audit-answers.ts';
+import { auditJobs } from './audit-job.ts';
 import { downloadInvoice } from './download-invoice.ts';
 import { invoiceIndex } from './invoice-index.ts';
 import { ledgerJobs } from './ledger-job.ts';
@@ -32,6 +34,10 @@ const s3 = createS3Client(config.S3_ENDPOINT);
 const jobs = createJobStore(config.JOBS_TABLE);
 const index = invoiceIndex(new DynamoDBClient({}), config.INVOICES_TABLE);
 const settings = sweepSettingsOf(config);
+const retentionRule =
+  config.OBJECT_LOCK_YEARS === undefined
+    ? undefined
+    : { years: config.OBJECT_LOCK_YEARS, from: config.OBJECT_LOCK_FROM, graceYears: config.OBJECT_LOCK_GRACE_YEARS };
 const download = downloadInvoice({
   jumdata: createJumdataClient({
     baseUrl: config.JUMDATA_BASE_URL,
@@ -49,9 +55,7 @@ const download = downloadInvoice({
   leaseSeconds: config.LEASE_SECONDS,
   retryPolicy: settings,
   waitMs: config.JOB_WAIT_MS,
-  retention: config.OBJECT_LOCK_YEARS === undefined
-    ? undefined
-    : { years: config.OBJECT_LOCK_YEARS, from: config.OBJECT_LOCK_FROM, graceYears: config.OBJECT_LOCK_GRACE_YEARS },
+  retention: retentionRule,
   checksums: config.S3_CHECKSUMS === 'on',
   checkCreditCode: config.TAX_NUM_CHECK === 'strict',
 });
@@ -67,6 +71,17 @@ const ledgers = ledgerJobs({
 
 /** Time kept back from the invocation's remaining time to write records and answer. */
 const ANSWER_MARGIN_MS = 3_000;
+
+const audits = auditAnswers(
+  auditJobs({
+    s3,
+    bucket: config.BUCKET_NAME,
+    index,
+    jobs: { store: jobs, leaseSeconds: config.LEASE_SECONDS, policy: settings, waitMs: config.JOB_WAIT_MS },
+    retention: retentionRule,
+  }),
+  { answerMarginMs: ANSWER_MARGIN_MS, apiBudgetMs: API_BUDGET_MS },
+);
 
 async function answerDownload(input: unknown, context: Context, baseUrl: string, budgetMs: number, runId?: string): Promise<HttpReply> {
   const query = download.parse(input);
@@ -117,9 +132,12 @@ function baseUrlOf(event: ParsedHttpEvent): string {
  */
 const sweepJobTimeoutMs = API_BUDGET_MS;
 
-/** A download job, or a ledger left to the sweep (its key says which). */
-const resumeJob = (job: Held<JobRecord>, deadline: number) =>
-  job.value.key.startsWith('ledger/') ? ledgers.resume(job, deadline, ledgers.parse) : download.resume(job, deadline, download.parse);
+/** A download job, or a ledger or an audit left to the sweep (its key says which). */
+function resumeJob(job: Held<JobRecord>, deadline: number) {
+  if (job.value.key.startsWith('ledger/')) return ledgers.resume(job, deadline, ledgers.parse);
+  if (job.value.key.startsWith('audit/')) return audits.jobs.resume(job, deadline, audits.jobs.parse);
+  return download.resume(job, deadline, download.parse);
+}
 
 /**
  * GET /invoices/ledger: 303 to the 台账 written to S3, with its rows, totals and sha256; 202 while it is being
@@ -154,6 +172,8 @@ function answerHttp(event: ParsedHttpEvent, context: Context): Promise<HttpReply
   if (event.routeKey === 'GET /jobs') return listJobs(jobs, event.queryStringParameters);
   if (event.routeKey === 'GET /invoices') return answerInvoiceList(event);
   if (event.routeKey === 'GET /invoices/ledger') return answerLedger(event, context);
+  if (event.routeKey === 'POST /audits') return audits.answerAudit(event.body, context);
+  if (event.routeKey === 'GET /audits/latest') return audits.answerLatest();
   if (event.requestContext.http.method === 'GET') return answerFileLink(event);
   return answerDownload(event.body, context, baseUrlOf(event), API_BUDGET_MS);
 }
@@ -172,6 +192,8 @@ export const handler = lambdaEntry(
     ),
   ),
   {
+    // `{"action": "audit"}`: the schedule's integrity audit of the whole archive (docs/api.md, "Integrity audit").
+    audit: actionHandler((_event, context) => audits.runScheduled(context)),
     // `{"action": "reindex", "cursor"?}`: index the invoices mirrored before the index (docs/api.md, "The archive").
     reindex: actionHandler((event, context) =>
       reindex(download.archive, index, {

@@ -1,5 +1,5 @@
 import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, type BatchGetCommandOutput, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { decodeCursorJson, InvalidCursorError, isStringRecord } from '#shared/job-cursor';
 import type { Direction } from '#shared/providers/jumdata';
 import type { InvoiceEntry } from './invoice-entry.ts';
@@ -87,7 +87,42 @@ export function invoiceIndex(client: DynamoDBClient, tableName: string) {
     };
   }
 
-  return { get, add, list };
+  /**
+   * One page of every entry (`taxNum` undefined: a scan of the table), or of one taxpayer's (by issue date): what the
+   * audit walks. The cursor is DynamoDB's own key, kept by the audit between its runs, never taken from a caller.
+   */
+  async function walk(taxNum: string | undefined, cursor: string | undefined, limit: number): Promise<EntryPage> {
+    const ExclusiveStartKey = cursor === undefined ? undefined : (JSON.parse(Buffer.from(cursor, 'base64url').toString()) as Record<string, string>);
+    const command = taxNum
+      ? new QueryCommand({ TableName: tableName, IndexName: INVOICES_BY_DATE, KeyConditionExpression: 'taxNum = :taxNum', ExpressionAttributeValues: { ':taxNum': taxNum }, Limit: limit, ExclusiveStartKey })
+      : new ScanCommand({ TableName: tableName, Limit: limit, ExclusiveStartKey });
+    const { Items = [], LastEvaluatedKey } = await documents.send(command);
+    return { entries: Items.map(entryOf), cursor: LastEvaluatedKey ? Buffer.from(JSON.stringify(LastEvaluatedKey)).toString('base64url') : undefined };
+  }
+
+  /** Which of these invoices have an entry: one request per hundred (BatchGetItem's limit), keys only. */
+  async function existing(invoices: ReadonlyArray<{ taxNum: string; invoiceNo: string }>): Promise<Set<string>> {
+    const found = new Set<string>();
+    for (let start = 0; start < invoices.length; start += 100) {
+      let keys: Record<string, unknown>[] | undefined = invoices.slice(start, start + 100).map((invoice) => ({ pk: pkOf(invoice.taxNum, invoice.invoiceNo) }));
+      // What DynamoDB could not read this time (throttling) comes back as UnprocessedKeys: asked again.
+      while (keys && keys.length > 0) {
+        const answer: BatchGetCommandOutput = await documents.send(new BatchGetCommand({ RequestItems: { [tableName]: { Keys: keys, ProjectionExpression: 'pk', ConsistentRead: true } } }));
+        for (const item of answer.Responses?.[tableName] ?? []) found.add(item.pk as string);
+        keys = answer.UnprocessedKeys?.[tableName]?.Keys;
+      }
+    }
+    return found;
+  }
+
+  /** The walk's cursor just after `entry`: DynamoDB's key of it (the table's, or with taxNum the index's too). */
+  function cursorAfter(entry: InvoiceEntry, taxNum: string | undefined): string {
+    const pk = pkOf(entry.taxNum, entry.invoiceNo);
+    const key = taxNum ? { pk, taxNum: entry.taxNum, issueSort: `${entry.issueDate}#${entry.invoiceNo}` } : { pk };
+    return Buffer.from(JSON.stringify(key)).toString('base64url');
+  }
+
+  return { get, add, list, walk, existing, pkOf, cursorAfter };
 }
 
 const START_KEY_ATTRIBUTES = ['pk', 'taxNum', 'issueSort'];

@@ -56,13 +56,13 @@ describe('the HTTP API', () => {
   it('has no route without IAM authorization but the durable file link', () => {
     const routes = Object.values(template.findResources('AWS::ApiGatewayV2::Route'));
     const anonymous = routes.filter((route) => route.Properties.AuthorizationType !== 'AWS_IAM');
-    expect(routes.length).toBe(7);
+    expect(routes.length).toBe(9);
     expect(anonymous.map((route) => [route.Properties.RouteKey, route.Properties.AuthorizationType])).toEqual([
       ['GET /files/{taxNum}/{invoiceNo}/{kind}', 'NONE'],
     ]);
   });
 
-  it.each(['GET /jobs', 'GET /invoices', 'GET /invoices/ledger'])('routes %s to the download function with IAM authorization', (routeKey) => {
+  it.each(['GET /jobs', 'GET /invoices', 'GET /invoices/ledger', 'POST /audits', 'GET /audits/latest'])('routes %s to the download function with IAM authorization', (routeKey) => {
     // Prepare
     const [downloadIntegration] = Object.entries(template.findResources('AWS::ApiGatewayV2::Integration')).find(([, integration]) =>
       JSON.stringify(integration.Properties.IntegrationUri).includes(functionNamed('download').logicalId),
@@ -356,6 +356,9 @@ describe('the download function', () => {
         Effect: 'Allow',
         Resource: prefixArn('ledgers/'),
       },
+      // The audit: recorded versions and their locks read; its reports written and read.
+      { Action: ['s3:GetObjectVersion', 's3:GetObjectRetention'], Effect: 'Allow', Resource: prefixArn('invoices/') },
+      { Action: ['s3:GetObject', 's3:PutObject'], Effect: 'Allow', Resource: prefixArn('audits/') },
     ]);
   });
 
@@ -454,12 +457,13 @@ describe("the archive's index of invoices", () => {
     expect(properties.Replicas[0].PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
   });
 
-  it('lets the download function read, add and query entries, and no other function touch it', () => {
+  it('lets the download function read, add, query and (for the audit) scan entries, and no other function touch it', () => {
     const tableArn = { 'Fn::GetAtt': [table().logicalId, 'Arn'] };
     const indexStatements = (name: JobFunction) => statementsOf(name).filter((s) => JSON.stringify(s.Resource).includes(table().logicalId));
     expect(indexStatements('download')).toEqual([
       {
-        Action: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'],
+        // Never DeleteItem nor UpdateItem: an entry, once written, stays as it was.
+        Action: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:Scan', 'dynamodb:BatchGetItem'],
         Effect: 'Allow',
         Resource: [tableArn, { 'Fn::Join': ['', [tableArn, '/index/byIssueDate']] }],
       },
@@ -508,14 +512,22 @@ describe('the sweep settings', () => {
 });
 
 describe('the sweep schedules', () => {
-  it('are the only schedules of a stack without fixed batches', () => {
+  it('are, with the monthly audit, the only schedules of a stack without fixed batches', () => {
     expect(DEFAULT_SCHEDULES.fixedBatches).toEqual([]);
-    template.resourceCountIs('AWS::Scheduler::Schedule', JOB_FUNCTIONS.length);
+    template.resourceCountIs('AWS::Scheduler::Schedule', JOB_FUNCTIONS.length + 1);
+  });
+
+  it('audit the whole archive on the 1st of each month at 03:00 China time, through the download function', () => {
+    const audits = schedulesOf('download').filter((schedule) => schedule.input.action === 'audit');
+    expect(audits).toHaveLength(1);
+    expect(audits[0]).toMatchObject({ ScheduleExpression: 'cron(0 3 1 * ? *)', ScheduleExpressionTimezone: 'Asia/Shanghai', State: 'ENABLED' });
+    expect(audits[0]!.input).toEqual({ action: 'audit', scheduledTime: SCHEDULED_TIME });
+    expect(audits[0]!.Target).toMatchObject({ DeadLetterConfig: { Arn: { 'Fn::GetAtt': [deadLettersOf('download'), 'Arn'] } } });
   });
 
   it.each(JOB_FUNCTIONS)('invoke the %s function as often as its settings say, to sweep, with the scheduled time', (name) => {
     // Act
-    const schedules = schedulesOf(name);
+    const schedules = schedulesOf(name).filter((schedule) => schedule.input.action === 'sweep');
 
     // Assess
     expect(schedules).toHaveLength(1);
@@ -634,6 +646,13 @@ describe('a stack built with its own schedule configuration', () => {
     expect(schedulesOf('erp-update', configured)[0]).toMatchObject({ ScheduleExpression: 'rate(2 minutes)' });
   });
 
+  it('audits the whole archive at the configured expression, in China time', () => {
+    const custom = build('Audited', parseStackConfig({ audit: { schedule: 'cron(30 2 ? * SUN *)' } }));
+    const audits = schedulesOf('download', custom).filter((schedule) => schedule.input.action === 'audit');
+    expect(audits).toHaveLength(1);
+    expect(audits[0]).toMatchObject({ ScheduleExpression: 'cron(30 2 ? * SUN *)', ScheduleExpressionTimezone: 'Asia/Shanghai' });
+  });
+
   it('invokes a fixed batch\'s function with its jobs and the scheduled time, at its cron expression in China time', () => {
     // Act
     const batches = schedulesOf('retry', configured).filter((schedule) => 'jobs' in schedule.input);
@@ -646,7 +665,7 @@ describe('a stack built with its own schedule configuration', () => {
       RetryPolicy: { MaximumRetryAttempts: 2, MaximumEventAgeInSeconds: 3600 },
       DeadLetterConfig: { Arn: { 'Fn::GetAtt': [deadLettersOf('retry', configured), 'Arn'] } },
     });
-    configured.resourceCountIs('AWS::Scheduler::Schedule', JOB_FUNCTIONS.length + 1);
+    configured.resourceCountIs('AWS::Scheduler::Schedule', JOB_FUNCTIONS.length + 2);
   });
 
   it('is refused when a fixed batch\'s expression is neither cron(...) nor rate(...)', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseStackConfig, scheduleConfigOf, stackNameOf } from '../../infra/config.ts';
+import { objectLockEnvironment, parseStackConfig, scheduleConfigOf, stackNameOf } from '../../infra/config.ts';
 import { RETRY_DAILY_LIMIT, SWEEP_SETTINGS } from '#shared/schedule-settings';
 
 describe('the stack configuration', () => {
@@ -17,6 +17,7 @@ describe('the stack configuration', () => {
       sweeps: {},
       retryDailyLimit: RETRY_DAILY_LIMIT,
       fixedBatches: [],
+      audit: { schedule: 'cron(0 3 1 * ? *)' },
     });
     expect(stackNameOf(config)).toBe('EinvoiceBridge');
     expect(scheduleConfigOf(config).sweeps).toEqual(SWEEP_SETTINGS);
@@ -135,5 +136,28 @@ describe('the stack configuration', () => {
 
   it('refuses text that is not JSON', () => {
     expect(() => parseStackConfig('{stage: test}')).toThrow('-c config=... must be a JSON object');
+  });
+});
+
+describe('retention by law in the stack configuration', () => {
+  it('defaults to 30 years from the end of the fiscal year, plus a year of grace, and tells the download function so', () => {
+    const config = parseStackConfig({ archive: { retention: {} } });
+    expect(config.archive.retention).toEqual({ years: 30, from: 'fiscal-year-end', graceYears: 1 });
+    expect(objectLockEnvironment(config.archive)).toEqual({ OBJECT_LOCK_YEARS: '30', OBJECT_LOCK_FROM: 'fiscal-year-end', OBJECT_LOCK_GRACE_YEARS: '1' });
+  });
+
+  it('keeps objectLockYears as the simple form, counted from the day mirrored', () => {
+    expect(objectLockEnvironment(parseStackConfig({ archive: { objectLockYears: 10 } }).archive)).toEqual({ OBJECT_LOCK_YEARS: '10', OBJECT_LOCK_FROM: 'mirrored' });
+    expect(objectLockEnvironment(parseStackConfig({}).archive)).toEqual({});
+  });
+
+  it.each([
+    [{ retention: { years: 30 }, objectLockYears: 10 }, 'config.archive.retention: set either retention'],
+    [{ retention: { years: 30 }, bucketObjectLock: false }, 'config.archive.retention: needs bucketObjectLock: true'],
+    [{ retention: { years: 0 } }, 'config.archive.retention.years: must be 1 to 50 years'],
+    [{ retention: { graceYears: 9 } }, 'config.archive.retention.graceYears: must be 0 to 5 years'],
+    [{ retention: { from: 'mirrored' } }, "config.archive.retention.from: must be 'fiscal-year-end'"],
+  ])('refuses %j, naming the field', (archive, message) => {
+    expect(() => parseStackConfig({ archive })).toThrow(message);
   });
 });
