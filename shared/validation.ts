@@ -130,10 +130,11 @@ function toFieldProblems(error: z.core.$ZodError): FieldProblem[] {
   const fieldOf = (issue: z.core.$ZodIssue) => issue.path.join('.');
   const mistyped = new Set(error.issues.filter((issue) => issue.code === 'invalid_type').map(fieldOf));
   const issues = error.issues.filter((issue) => issue.code === 'invalid_type' || !mistyped.has(fieldOf(issue)));
-  return issues.map((issue) => ({
-    field: issue.path.length > 0 ? issue.path.join('.') : 'body',
-    message: issue.path.length > 0 ? issue.message : 'must be a JSON object',
-  }));
+  return issues.flatMap((issue) => {
+    // A strict schema's unknown fields (a misspelt one would otherwise be ignored), each named.
+    if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => ({ field: [...issue.path, key].join('.'), message: 'is not a field of this request' }));
+    return [{ field: issue.path.length > 0 ? issue.path.join('.') : 'body', message: issue.path.length > 0 ? issue.message : 'must be a JSON object' }];
+  });
 }
 
 
