@@ -47,6 +47,8 @@ Try it:
   curl -s '${local.url}/jobs?state=failed'    # jobs that will not be tried again
   curl -s '${local.url}/invoices?taxNum=${taxNum}&from=2024-04-01&to=2024-04-30'   # the archive: April's mirrored invoices
   curl -s -L -o ledger.csv '${local.url}/invoices/ledger?taxNum=${taxNum}&from=2024-04-01&to=2024-04-30&direction=sales'   # the 销项 台账 (format=xlsx for a spreadsheet)
+  ${post('/audits', {})}   # the integrity audit: change a file with any S3 client (the keys above) and see it reported
+  curl -s '${local.url}/audits/latest'   # the last audit's report
 
 State is kept in ${local.stateDir} (LOCAL_STATE_DIR), the sandboxes' and storage's ports too (ports.json), so that a
 restart finishes what was cut off with the links it already paid for.
