@@ -3,6 +3,7 @@ import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, Function as LambdaFunction, LoggingFormat, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { grantNetworkInterfaces, NETWORK_INTERFACE_WILDCARD, type FunctionNetwork } from './egress-network.ts';
 import { functionCode } from './function-build.ts';
 
 /** Every default the three functions share, in one place. */
@@ -15,6 +16,10 @@ export interface BridgeFunctionProps {
   timeout: Duration;
   memorySize: number;
   logRetention: RetentionDays;
+  /** Active X-Ray tracing (not offered for Lambda in the China regions). */
+  tracing: boolean;
+  /** The VPC whose NAT gateways give the function fixed egress IPs; none: Lambda's own, changing, addresses. */
+  network?: FunctionNetwork;
   environment?: Record<string, string>;
 }
 
@@ -31,6 +36,8 @@ export class BridgeFunction extends Construct {
     // Its own role, allowed to write to its own log group only (not the managed AWSLambdaBasicExecutionRole).
     const role = new Role(this, 'Role', { assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
     logGroup.grantWrite(role);
+    // Before the function: it depends on its role's policies, so Lambda may create its network interfaces.
+    if (props.network) grantNetworkInterfaces(role, props.network);
     this.fn = new LambdaFunction(this, 'Function', {
       role,
       code: functionCode(props.name),
@@ -42,7 +49,12 @@ export class BridgeFunction extends Construct {
       memorySize: props.memorySize,
       logGroup,
       loggingFormat: LoggingFormat.JSON,
-      tracing: Tracing.ACTIVE,
+      tracing: props.tracing ? Tracing.ACTIVE : Tracing.DISABLED,
+      ...(props.network && {
+        vpc: props.network.vpc,
+        vpcSubnets: { subnets: props.network.subnets },
+        securityGroups: [props.network.securityGroup],
+      }),
       environment: {
         POWERTOOLS_SERVICE_NAME: `einvoice-bridge-${props.name}`,
         POWERTOOLS_LOG_LEVEL: 'INFO',
@@ -50,9 +62,16 @@ export class BridgeFunction extends Construct {
         ...props.environment,
       },
     });
-    Validations.of(role).acknowledge({
-      id: 'AwsSolutions-IAM5[Resource::*]',
-      reason: 'X-Ray PutTraceSegments/PutTelemetryRecords (active tracing) support no resource-level permissions.',
-    });
+    acknowledgeWildcards(role, props);
   }
+}
+
+/** The findings the design requires on the role: each only when the feature that needs it is on. */
+function acknowledgeWildcards(role: Role, props: BridgeFunctionProps): void {
+  const anyResource = [
+    ...(props.tracing ? ['X-Ray PutTraceSegments/PutTelemetryRecords (active tracing) support no resource-level permissions.'] : []),
+    ...(props.network ? ['ec2:DescribeNetworkInterfaces/DescribeSubnets (Lambda attaching the function to its VPC) take no resource.'] : []),
+  ];
+  if (anyResource.length > 0) Validations.of(role).acknowledge({ id: 'AwsSolutions-IAM5[Resource::*]', reason: anyResource.join(' ') });
+  if (props.network) Validations.of(role).acknowledge(NETWORK_INTERFACE_WILDCARD);
 }

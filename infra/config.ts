@@ -138,6 +138,24 @@ export const stackConfigSchema = z
       })
       .strict()
       .default({ maxFileMegabytes: 64, fileTimeoutSeconds: 20 }),
+    /**
+     * Fixed egress IPs for the providers' IP whitelists (Jumdata's code 607 `ip不在白名单`): the functions run in a VPC
+     * whose traffic to the internet leaves through one NAT gateway with an Elastic IP per zone. Off by default: the
+     * NAT gateways are billed by the hour (docs/deploying.md).
+     */
+    egress: z
+      .object({
+        staticIps: z.boolean({ error: 'must be true or false' }).default(false),
+        /** Availability zones, each with a NAT gateway and its Elastic IP: 2 keep working when one zone fails. */
+        zones: z.union([z.literal(1), z.literal(2)], { error: 'must be 1 or 2' }).default(2),
+      })
+      .strict()
+      .default({ staticIps: false, zones: 2 }),
+    /**
+     * Active X-Ray tracing of the functions. Absent: on, except in the China regions, where Lambda has no X-Ray
+     * integration (the stack refuses `true` there).
+     */
+    tracing: z.boolean({ error: 'must be true or false' }).optional(),
     /** Each function's sweep, over the defaults of shared/schedule-settings.ts. */
     sweeps: z.partialRecord(z.enum(JOB_FUNCTIONS as [JobFunction, ...JobFunction[]]), sweepOverrides).default({}),
     /** The integrity audit of the whole archive (POST /audits runs one at any time). */

@@ -1,15 +1,17 @@
-import { CfnOutput, Duration, RemovalPolicy, SecretValue, Stack, Validations, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, Fn, RemovalPolicy, SecretValue, Stack, Token, Validations, type StackProps } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import { HttpApi, HttpMethod, HttpNoneAuthorizer, HttpStage, LogGroupLogDestination } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { RegionInfo } from 'aws-cdk-lib/region-info';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import type { Bucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { DOWNLOAD_NODE_OPTIONS } from '../functions/download/runtime-options.ts';
 import { BridgeFunction } from './bridge-function.ts';
+import { EgressNetwork } from './egress-network.ts';
 import { grantInvoiceArchive, invoiceBucket } from './invoice-bucket.ts';
 import { grantInvoiceIndex, invoicesTable } from './invoices-table.ts';
 import { grantJobs, jobsTable } from './jobs-table.ts';
@@ -41,13 +43,17 @@ export class InvoiceStack extends Stack {
   readonly bucket: Bucket;
   readonly jobs: TableV2;
   readonly invoices: TableV2;
+  /** The VPC and its NAT gateways' Elastic IPs, with `egress.staticIps`. */
+  readonly egress?: EgressNetwork;
   private readonly schedules: ScheduleConfig;
   private readonly config: StackConfig;
+  private readonly tracing: boolean;
 
   constructor(scope: Construct, id: string, props: InvoiceStackProps = {}) {
     super(scope, id, props);
     this.config = props.config ?? parseStackConfig({});
     this.schedules = scheduleConfigOf(this.config);
+    this.tracing = tracingOf(this.config, this.region);
     // Server access logs are delivered under a bucket policy, not ACLs (ACLs stay disabled on every bucket).
     this.node.setContext('@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy', true);
 
@@ -74,6 +80,13 @@ export class InvoiceStack extends Stack {
       value: accessLogs.logGroupName,
       description: 'One JSON line per API request (caller, route, status): aws logs tail <this> --follow',
     });
+    if (this.config.egress.staticIps) {
+      this.egress = new EgressNetwork(this, 'Egress', {
+        zones: this.config.egress.zones,
+        extraPorts: mirrorPorts(this.config.mirrorAllowedHosts),
+        logRetention: this.config.logRetentionDays as RetentionDays,
+      });
+    }
     this.bucket = invoiceBucket(this, this.config.archive);
     this.jobs = jobsTable(this);
     this.invoices = invoicesTable(this);
@@ -160,6 +173,14 @@ export class InvoiceStack extends Stack {
   }
 
   /**
+   * The zones a VPC spreads over, without a lookup: CloudFormation's own list (Fn::GetAZs) for the region deployed
+   * to, so that `cdk synth` needs no account and no credentials, whatever region it is given.
+   */
+  override get availabilityZones(): string[] {
+    return [0, 1].map((index) => Fn.select(index, Fn.getAzs()));
+  }
+
+  /**
    * A function behind its API routes, with its own provider secret that only it may read, and its own jobs
    * (`readAllJobs`: every function's, read only).
    */
@@ -180,6 +201,8 @@ export class InvoiceStack extends Stack {
       timeout: FUNCTION_TIMEOUT,
       memorySize: spec.memorySize ?? 256,
       logRetention: this.config.logRetentionDays as RetentionDays,
+      tracing: this.tracing,
+      network: this.egress?.network,
       environment: {
         ...spec.environment,
         [spec.secret.envName]: secret.secretArn,
@@ -216,6 +239,21 @@ export class InvoiceStack extends Stack {
     }
     return fn;
   }
+}
+
+/** Tracing as configured; by default on, except in the China regions, where Lambda has no X-Ray integration. */
+function tracingOf(config: StackConfig, region: string): boolean {
+  const china = !Token.isUnresolved(region) && RegionInfo.get(region).partition === 'aws-cn';
+  if (china && config.tracing) {
+    throw new Error(`Invalid stack configuration:\n  config.tracing: X-Ray tracing for Lambda is not offered in the China regions (${region})`);
+  }
+  return config.tracing ?? !china;
+}
+
+/** The ports `mirrorAllowedHosts` names (80 for a host without one: it may be fetched over http). */
+function mirrorPorts(hosts: string[]): number[] {
+  const ports = hosts.map((host) => Number(host.split(':')[1] ?? 80)).filter((port) => port !== 443);
+  return [...new Set(ports)].sort((a, b) => a - b);
 }
 
 /** One JSON line per request: who called which route, the answer, and any integration error. */

@@ -33,6 +33,14 @@ describe('the cdk-nag AWS Solutions checks', () => {
     expect(synthBridgeApp({ config })).not.toThrow();
   });
 
+  it.each([1, 2])('pass with fixed egress IPs in %i zone(s): the VPC, its NAT gateways and the functions in it', (zones) => {
+    expect(synthBridgeApp({ config: { egress: { staticIps: true, zones } } })).not.toThrow();
+  });
+
+  it('pass with tracing off, with no acknowledgement left for X-Ray', () => {
+    expect(synthBridgeApp({ config: { tracing: false } })).not.toThrow();
+  });
+
   it('pass with the -c taxNumCheck=relaxed shortcut and a fixed batch of sandbox tax numbers, which it lets through', () => {
     const fixedBatches = [{ name: 'sandbox', function: 'retry', expression: 'rate(1 day)', jobs: [{ taxNum: '91310117568051222A', orderNo: 'A' }] }];
     expect(() => synthBridgeApp({ config: { fixedBatches } })()).toThrow('config.fixedBatches.0.jobs.0.taxNum');
