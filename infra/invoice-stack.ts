@@ -3,6 +3,7 @@ import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import { HttpApi, HttpMethod, HttpNoneAuthorizer, HttpStage, LogGroupLogDestination } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { RegionInfo } from 'aws-cdk-lib/region-info';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
@@ -13,7 +14,7 @@ import { DOWNLOAD_NODE_OPTIONS } from '../functions/download/runtime-options.ts'
 import { BridgeFunction } from './bridge-function.ts';
 import { EgressNetwork } from './egress-network.ts';
 import { grantInvoiceArchive, invoiceBucket } from './invoice-bucket.ts';
-import { grantInvoiceIndex, invoicesTable } from './invoices-table.ts';
+import { grantErpTold, grantInvoiceIndex, invoicesTable } from './invoices-table.ts';
 import { grantJobs, jobsTable } from './jobs-table.ts';
 import { FunctionAlarms, mailAlarms } from './alarms.ts';
 import { objectLockEnvironment, parseStackConfig, scheduleConfigOf, type StackConfig } from './config.ts';
@@ -108,8 +109,10 @@ export class InvoiceStack extends Stack {
       description: 'Write an invoicing result back to 旺店通 ERP (回传开发票结果)',
       routes: [{ method: HttpMethod.POST, path: '/erp-update' }],
       secret: { id: 'WdtSecret', envName: 'WDT_SECRET_ID', label: '旺店通 (WDT) openapi2 credentials', fields: ['sid', 'appKey', 'appSecret'] },
-      environment: { WDT_BASE_URL: 'https://api.wangdian.cn/openapi2' },
+      // The archive's index: an update chained to a download marks the invoice told there (shared/invoice-erp.ts).
+      environment: { WDT_BASE_URL: 'https://api.wangdian.cn/openapi2', INVOICES_TABLE: this.invoices.tableName },
     });
+    grantErpTold(this.invoices, erpUpdate);
 
     const linkKey = new Secret(this, 'LinkKeySecret', {
       description: 'HMAC key of the durable file links (generated; rotating it invalidates every link handed out)',
@@ -151,6 +154,8 @@ export class InvoiceStack extends Stack {
         LINK_KEY_SECRET_ID: linkKey.secretArn,
         BUCKET_NAME: this.bucket.bucketName,
         INVOICES_TABLE: this.invoices.tableName,
+        // Asked to send an update a download chained (`erp`): an asynchronous invoke.
+        ERP_UPDATE_FUNCTION: erpUpdate.functionName,
         // Durable links outlive the API's own address when a custom domain is configured in front of it.
         PUBLIC_BASE_URL: this.config.publicBaseUrl ?? stage.url,
         ...(this.config.mirrorAllowedHosts.length > 0 ? { MIRROR_ALLOWED_HOSTS: this.config.mirrorAllowedHosts.join(',') } : {}),
@@ -164,6 +169,9 @@ export class InvoiceStack extends Stack {
     });
     linkKey.grantRead(download);
     grantInvoiceIndex(this.invoices, download);
+    // The ERP told by itself: the download records the chained update as an erp-update job, and asks for it now.
+    grantJobs(this.jobs, download, 'erp-update', { recordOnly: true });
+    download.addToRolePolicy(new PolicyStatement({ effect: Effect.ALLOW, actions: ['lambda:InvokeFunction'], resources: [erpUpdate.functionArn] }));
     grantInvoiceArchive(this.bucket, download, { objectLock: this.config.archive.objectLockYears !== undefined || this.config.archive.retention !== undefined });
     this.functions = { retry, erpUpdate, download };
     const functions = { retry, 'erp-update': erpUpdate, download };

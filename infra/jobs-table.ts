@@ -31,13 +31,15 @@ export function jobsTable(scope: Construct): TableV2 {
  * A function may read and write only its own jobs: items whose key (and index key) starts with its name.
  * `readAll` adds reading every function's queues through the index (GET /jobs), never writing them.
  */
-export function grantJobs(table: TableV2, grantee: IGrantable, fn: JobFunction, options: { readAll?: boolean } = {}): void {
+export function grantJobs(table: TableV2, grantee: IGrantable, fn: JobFunction, options: { readAll?: boolean; recordOnly?: boolean } = {}): void {
   const index = `${table.tableArn}/index/${JOBS_INDEX}`;
+  // `recordOnly`: another function's jobs, read and recorded (the download records erp-update's chained updates).
+  const actions = options.recordOnly ? ['dynamodb:GetItem', 'dynamodb:PutItem'] : ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'];
   grantee.grantPrincipal.addToPrincipalPolicy(
     new PolicyStatement({
       effect: Effect.ALLOW,
-      actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'],
-      resources: [table.tableArn, index],
+      actions,
+      resources: options.recordOnly ? [table.tableArn] : [table.tableArn, index],
       conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${fn}#*`] } },
     }),
   );

@@ -9,6 +9,7 @@ import type { SweepReport } from '#shared/sweep';
 import { apiGateway, lambdaContext, sendError, type LambdaHandler } from './api-gateway.ts';
 import { startLocalDynamo, type LocalDynamo } from './dynamodb.ts';
 import { keptPorts, type KeptPortName } from './ports.ts';
+import { startLocalLambda } from './lambda-invoke.ts';
 import { startLocalS3, LOCAL_S3_CREDENTIALS, type LocalS3 } from './s3.ts';
 import { FW199_SANDBOX_CREDENTIALS, startFw199Sandbox, type Fw199Sandbox, type Fw199SandboxOptions } from './sandboxes/fw199.ts';
 import {
@@ -78,6 +79,8 @@ export interface LocalMode {
   sweep(fn: JobFunction, budgetMs?: number): Promise<SweepReport>;
   /** Invokes a function with any event (a scheduled batch), as EventBridge Scheduler would. */
   invoke(fn: JobFunction, event: unknown, budgetMs?: number): Promise<unknown>;
+  /** Resolves once the asynchronous invocations started so far (one function asking another) have ended. */
+  asyncInvocationsSettled(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -116,6 +119,11 @@ export async function startLocalMode(options: LocalModeOptions = {}): Promise<Lo
     server.listen(port, '127.0.0.1', ready);
   });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  // Lambda's Invoke API, for one function asking another to run (bound to the handlers once they are loaded).
+  let invokeByName: (name: string, event: unknown) => Promise<unknown> = async () => {
+    throw new Error('local mode is still starting');
+  };
+  const lambda = await startLocalLambda((name, event) => invokeByName(name, event));
 
   Object.assign(process.env, {
     AWS_REGION: env.AWS_REGION || 'cn-north-1',
@@ -134,6 +142,9 @@ export async function startLocalMode(options: LocalModeOptions = {}): Promise<Lo
     // The AWS SDK's own setting for a DynamoDB endpoint.
     AWS_ENDPOINT_URL_DYNAMODB: env.AWS_ENDPOINT_URL_DYNAMODB || dynamo?.endpoint,
     PUBLIC_BASE_URL: env.PUBLIC_BASE_URL || url,
+    // The download asks the erp-update function to send a chained update now, through Lambda's Invoke API.
+    ERP_UPDATE_FUNCTION: 'erp-update',
+    AWS_ENDPOINT_URL_LAMBDA: lambda.endpoint,
     // The embedded S3 accepts only its own fixed keys; a real endpoint uses the caller's AWS credentials.
     ...(s3 ? { AWS_ACCESS_KEY_ID: LOCAL_S3_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: LOCAL_S3_CREDENTIALS.secretAccessKey } : {}),
   });
@@ -160,6 +171,10 @@ export async function startLocalMode(options: LocalModeOptions = {}): Promise<Lo
 
   const invoke = (fn: JobFunction, event: unknown, budgetMs = SCHEDULED_BUDGET_MS) =>
     handlers[fn](event as never, lambdaContext(fn, budgetMs));
+  invokeByName = async (name, event) => {
+    if (!Object.hasOwn(handlers, name)) throw new Error(`no function ${name} in local mode`);
+    return invoke(name as JobFunction, event);
+  };
   const sweep = (fn: JobFunction, budgetMs?: number) =>
     invoke(fn, { action: 'sweep', scheduledTime: new Date().toISOString() }, budgetMs) as Promise<SweepReport>;
   // The stack's schedules, played here: each function's sweep on a timer, never two of one function at once.
@@ -190,8 +205,11 @@ export async function startLocalMode(options: LocalModeOptions = {}): Promise<Lo
     invoicesTable,
     sweep,
     invoke,
+    asyncInvocationsSettled: lambda.settled,
     close: async () => {
       clearInterval(timer);
+      await lambda.settled();
+      await lambda.close();
       server.closeAllConnections();
       await new Promise((done) => server.close(done));
       await Promise.all([fw199?.close(), wdt?.close(), jumdata?.close(), s3?.close(), dynamo?.close()]);

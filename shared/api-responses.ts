@@ -96,6 +96,17 @@ export const invoiceChecksSchema = z.object({
 });
 
 /** POST /download, 200: the invoice is mirrored (now, or earlier: fromCache). */
+/** The ERP told by itself (`erp` on POST /download): where the chained update to 旺店通 stands. */
+const erpAnswerSchema = z
+  .object({
+    invoiceNo: z.string().describe("The ERP's invoice number (`erp.invoiceNo`)"),
+    status: z
+      .enum(['sent', 'pending', 'failed', 'skipped'])
+      .describe('`sent`: WDT answered code 0 (it is told once); `pending`: the erp-update function (or its sweep) sends it; `failed`: WDT refused (GET /jobs?state=failed); `skipped`: voided, red-flushed, red-letter or unreadable, not told'),
+    message: z.string(),
+  })
+  .describe('Present when the request carried `erp`');
+
 export const downloadResultSchema = z.object({
   taxNum: z.string(),
   invoiceNo: z.string(),
@@ -112,6 +123,7 @@ export const downloadResultSchema = z.object({
     .string()
     .optional()
     .describe('Present when the invoice was stored earlier under another `issueDate` or `direction` than asked: names the stored values, which this answer carries'),
+  erp: erpAnswerSchema.optional(),
 });
 
 /** GET /invoices, 200: a page of a taxpayer's mirrored invoices, by issue date then invoice number. */
@@ -189,6 +201,7 @@ export const downloadPendingSchema = z.object({
   issueDate: z.iso.date(),
   status: z.literal('pending'),
   message: z.string(),
+  erp: erpAnswerSchema.optional(),
 });
 
 /** GET /files/..., 302: the presigned URL of the Location header, and when it expires. */

@@ -82,6 +82,8 @@ const erpUpdateShape = () => ({
   WDT_BASE_URL: z._default(httpUrl(), 'https://api.wangdian.cn/openapi2'),
   /** ARN or name of the Secrets Manager secret holding {"sid","appKey","appSecret"} for 旺店通. */
   WDT_SECRET_ID: z.optional(stringOf(1)),
+  /** The archive's index, where an update chained to a download marks the invoice as told (shared/invoice-erp.ts). */
+  INVOICES_TABLE: z.optional(stringOf(3)),
 });
 
 const downloadShape = () => ({
@@ -108,6 +110,8 @@ const downloadShape = () => ({
   PRESIGNED_URL_SECONDS: wholeNumber(60, 900, 600),
   /** Base of durable links, e.g. the API's URL; defaults to the host the request came to. */
   PUBLIC_BASE_URL: z.optional(httpUrl()),
+  /** The erp-update function, asked (asynchronously) to send an update a download chained (`erp`); else its sweep does. */
+  ERP_UPDATE_FUNCTION: z.optional(stringOf(1)),
   TAX_NUM_CHECK: taxNumCheck(),
   /**
    * Object Lock (compliance mode) years for each mirrored invoice; the bucket must have Object Lock (the stack's

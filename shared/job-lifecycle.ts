@@ -359,7 +359,7 @@ export function jobLifecycle<Q, R, S extends object>(settings: LifecycleSettings
       return outcome.kind === 'busy' ? 'skipped' : outcome.kind;
     },
     /** A batch's jobs it had no time to start, kept for the sweep; a job that is not valid is refused, not kept. */
-    async defer(inputs: readonly unknown[], deadline: number, parse: (input: unknown) => Q): Promise<DeferReport[]> {
+    async defer(inputs: readonly unknown[], deadline: number, parse: (input: unknown) => Q, reason = 'the scheduled batch ran out of time before this job'): Promise<DeferReport[]> {
       const reports: DeferReport[] = [];
       const valid: DeferredJob[] = [];
       inputs.forEach((input, index) => {
@@ -370,7 +370,7 @@ export function jobLifecycle<Q, R, S extends object>(settings: LifecycleSettings
           reports[index] = { deferred: false, error };
         }
       });
-      const errors = await deferJobs(store, fn, valid, deadline);
+      const errors = await deferJobs(store, fn, valid, deadline, reason);
       for (const job of valid) reports[job.index] = errors.has(job.index) ? { deferred: false, error: errors.get(job.index) } : { deferred: true };
       return reports;
     },
@@ -412,13 +412,13 @@ export const DEFER_CONCURRENCY = 16;
  * them. A job someone is working on is left to them; one that ended starts over with this request. Written in
  * parallel (bounded) and only while `deadline` allows; returns the error of each job that was not recorded.
  */
-async function deferJobs(store: JobStore, fn: JobFunction, jobs: readonly DeferredJob[], deadline: number): Promise<Map<number, unknown>> {
+async function deferJobs(store: JobStore, fn: JobFunction, jobs: readonly DeferredJob[], deadline: number, reason: string): Promise<Map<number, unknown>> {
   const queue = [...jobs];
   const errors = new Map<number, unknown>();
   const worker = async () => {
     for (let job = queue.shift(); job; job = queue.shift()) {
       if (Date.now() >= deadline) errors.set(job.index, new Error(`the batch ran out of time before ${fn} job ${job.key} was kept for the sweep`));
-      else await deferJob(store, fn, job.key, job.request).catch((error: unknown) => errors.set(job.index, error));
+      else await deferJob(store, fn, job.key, job.request, reason).catch((error: unknown) => errors.set(job.index, error));
     }
   };
   await Promise.all(Array.from({ length: Math.min(DEFER_CONCURRENCY, jobs.length) }, worker));
@@ -426,7 +426,7 @@ async function deferJobs(store: JobStore, fn: JobFunction, jobs: readonly Deferr
 }
 
 /** One conditional write for a job never seen (the usual case); a read and a write for one that has a record. */
-async function deferJob(store: JobStore, fn: JobFunction, key: string, request: unknown): Promise<void> {
+async function deferJob(store: JobStore, fn: JobFunction, key: string, request: unknown, reason: string): Promise<void> {
   const now = new Date().toISOString();
   const deferred = (current: JobRecord | undefined): JobRecord => {
     const unfinished = current?.state === 'pending';
@@ -438,7 +438,7 @@ async function deferJob(store: JobStore, fn: JobFunction, key: string, request: 
       state: 'pending',
       attempts: unfinished ? current.attempts : 0,
       nextAttemptAt: now,
-      lastError: { code: NOT_STARTED, message: 'the scheduled batch ran out of time before this job', statusCode: 202 },
+      lastError: { code: NOT_STARTED, message: reason, statusCode: 202 },
       createdAt: unfinished ? current.createdAt : now,
       updatedAt: now,
     };

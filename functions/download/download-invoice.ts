@@ -12,6 +12,7 @@ import type { InvoiceIndex } from './invoice-index.ts';
 import { answerOnce, linksUsableUntil } from './buy-answer.ts';
 import { downloadJobKey, type KeptAnswer } from './work.ts';
 import type { RetentionRule } from './retention.ts';
+import { erpBlockSchema, type ErpBlock } from './tell-erp.ts';
 
 /** Built at its first parse (z.lazy), not when the function is set up: see shared/zod.ts. */
 export function downloadRequestSchema(checkCreditCode: boolean) {
@@ -23,9 +24,17 @@ export function downloadRequestSchema(checkCreditCode: boolean) {
         .check(z.regex(/^(\d{20}|\d{8})$/, { error: 'must be 20 digits (数电) or 8 digits' })),
       issueDate: issueDateSchema(),
       direction: z.enum(['sales', 'purchase'], { error: "must be 'sales' (销项) or 'purchase' (进项)" }),
+      // The ERP told by itself once the invoice is mirrored (tell-erp.ts); validated before anything is billed.
+      erp: z.optional(erpBlockSchema()),
     }),
   );
 }
+
+/** A download as asked: the invoice, and the ERP update to chain to it. */
+export type DownloadRequest = DownloadQuery & { erp?: ErpBlock };
+
+/** The invoice alone: what Jumdata is asked and the archive keeps (never the ERP block). */
+const queryOf = ({ erp: _erp, ...query }: DownloadRequest): DownloadQuery => query;
 
 export interface DownloadDeps {
   jumdata: JumdataClient;
@@ -64,7 +73,8 @@ export function downloadInvoice(deps: DownloadDeps) {
   const archive = invoiceArchive(deps);
   const lifecycle = { store: deps.jobs, leaseSeconds: deps.leaseSeconds, policy: deps.retryPolicy, waitMs: deps.waitMs ?? 3_000 };
 
-  async function mirrorOnce(query: DownloadQuery, job: Attempt<KeptAnswer>): Promise<ArchivedInvoice> {
+  async function mirrorOnce(request: DownloadRequest, job: Attempt<KeptAnswer>): Promise<ArchivedInvoice> {
+    const query = queryOf(request);
     const budget = new AbortController();
     const timer = setTimeout(() => budget.abort(new TimeBudgetExhausted()), Math.max(0, job.deadline - Date.now()));
     try {
@@ -82,7 +92,7 @@ export function downloadInvoice(deps: DownloadDeps) {
     }
   }
 
-  const jobs = jobLifecycle<DownloadQuery, ArchivedInvoice, KeptAnswer>(lifecycle, {
+  const jobs = jobLifecycle<DownloadRequest, ArchivedInvoice, KeptAnswer>(lifecycle, {
     fn: 'download',
     keyOf: downloadJobKey,
     find: (query) => archive.read(query.taxNum, query.invoiceNo),
@@ -90,7 +100,7 @@ export function downloadInvoice(deps: DownloadDeps) {
     commit: (archived) => archive.commit(archived),
     dueBy: (kept) => (kept.jumdata ? linksUsableUntil(kept.jumdata) : undefined),
   });
-  return { ...jobs, parse: (input: unknown) => parseRequest(schema, input), archive };
+  return { ...jobs, parse: (input: unknown): DownloadRequest => parseRequest(schema, input), archive };
 }
 
 /**

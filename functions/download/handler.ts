@@ -2,6 +2,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Context } from 'aws-lambda';
 import { loadDownloadConfig, sweepSettingsOf } from '#shared/config';
 import { ForbiddenError, NotFoundError } from '#shared/errors';
+import { erpTold } from '#shared/invoice-erp';
 import { parseAllowedHosts } from '#shared/file-fetch';
 import { listJobs } from '#shared/jobs-api';
 import { actionHandler, API_BUDGET_MS, batchHandler, httpHandler, lambdaEntry, sweepHandler, type HttpReply, type ParsedHttpEvent } from '#shared/middleware';
@@ -14,7 +15,9 @@ import { createS3Client } from '#shared/storage';
 import { parseRequest } from '#shared/validation';
 import { auditAnswers } from './audit-answers.ts';
 import { auditJobs } from './audit-job.ts';
-import { downloadInvoice } from './download-invoice.ts';
+import { downloadInvoice, type DownloadRequest } from './download-invoice.ts';
+import { erpUpdateInvoker } from './erp-invoke.ts';
+import { tellErp } from './tell-erp.ts';
 import { invoiceIndex } from './invoice-index.ts';
 import { ledgerJobs } from './ledger-job.ts';
 import { listInvoices } from './list-invoices.ts';
@@ -72,6 +75,14 @@ const ledgers = ledgerJobs({
 /** Time kept back from the invocation's remaining time to write records and answer. */
 const ANSWER_MARGIN_MS = 3_000;
 
+const erp = tellErp({
+  told: erpTold(new DynamoDBClient({}), config.INVOICES_TABLE),
+  jobs: { store: jobs, leaseSeconds: config.LEASE_SECONDS, policy: settings, waitMs: config.JOB_WAIT_MS },
+  sendNow: erpUpdateInvoker(config.ERP_UPDATE_FUNCTION),
+  // Links for the ERP last: the configured base, never a request's host (a sweep has none).
+  links: async () => ({ linkKey: await linkKey(), baseUrl: config.PUBLIC_BASE_URL ?? '' }),
+});
+
 const audits = auditAnswers(
   auditJobs({
     s3,
@@ -90,17 +101,22 @@ async function answerDownload(input: unknown, context: Context, baseUrl: string,
   const deadline = Date.now() + Math.min(context.getRemainingTimeInMillis(), budgetMs) - ANSWER_MARGIN_MS;
   const outcome = await download.run(query, { deadline, mode: 'request', runId });
   return replyOf(outcome, {
-    done: async ({ invoice }, fromCache) => ({ statusCode: 200, body: await presentInvoice(invoice, fromCache, links, query) }),
+    done: async ({ invoice }, fromCache) => {
+      const told = query.erp ? { erp: await erp.tell(invoice, query.erp, deadline) } : {};
+      return { statusCode: 200, body: { ...(await presentInvoice(invoice, fromCache, links, query)), ...told } };
+    },
     // The contract's 202: the work is kept and a sweep finishes it. Other reasons answer as the errors they are.
     pending: (reason) => (isOutOfTime(reason) ? pendingReply(query, 'the files are still being mirrored; the work is kept and will be finished later') : undefined),
     busy: (retryAfterSeconds) => pendingReply(query, 'another request is downloading this invoice', retryAfterSeconds),
   });
 }
 
-function pendingReply(query: DownloadQuery, message: string, retryAfterSeconds?: number): HttpReply {
+function pendingReply(query: DownloadRequest, message: string, retryAfterSeconds?: number): HttpReply {
   const { taxNum, invoiceNo, issueDate } = query;
   const headers = retryAfterSeconds === undefined ? undefined : { 'retry-after': String(retryAfterSeconds) };
-  return { statusCode: 202, headers, body: { taxNum, invoiceNo, issueDate, status: 'pending', message } };
+  // The ERP is told once the files are safe: by the sweep that finishes them, if not by a request.
+  const told = query.erp ? { erp: { invoiceNo: query.erp.invoiceNo, status: 'pending', message: 'WDT is told once the invoice is mirrored' } } : {};
+  return { statusCode: 202, headers, body: { taxNum, invoiceNo, issueDate, status: 'pending', message, ...told } };
 }
 
 /** GET /files/{taxNum}/{invoiceNo}/{kind}?sig=...: a durable link, answered with a fresh presigned URL. */
@@ -136,7 +152,17 @@ const sweepJobTimeoutMs = API_BUDGET_MS;
 function resumeJob(job: Held<JobRecord>, deadline: number) {
   if (job.value.key.startsWith('ledger/')) return ledgers.resume(job, deadline, ledgers.parse);
   if (job.value.key.startsWith('audit/')) return audits.jobs.resume(job, deadline, audits.jobs.parse);
-  return download.resume(job, deadline, download.parse);
+  return resumeDownload(job, deadline);
+}
+
+/** A download the sweep finishes; one that carries `erp` then has the ERP told, as its request would have. */
+async function resumeDownload(job: Held<JobRecord>, deadline: number) {
+  const state = await download.resume(job, deadline, download.parse);
+  const request = job.value.request as DownloadRequest;
+  if (state !== 'done' || !request.erp) return state;
+  const archived = await download.archive.read(request.taxNum, request.invoiceNo);
+  if (archived) await erp.tell(archived.invoice, request.erp, deadline);
+  return state;
 }
 
 /**

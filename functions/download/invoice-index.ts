@@ -1,5 +1,6 @@
 import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BatchGetCommand, type BatchGetCommandOutput, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { ERP_TOLD_ATTRIBUTE, invoiceIndexKey } from '#shared/invoice-erp';
 import { decodeCursorJson, InvalidCursorError, isStringRecord } from '#shared/job-cursor';
 import type { Direction } from '#shared/providers/jumdata';
 import type { InvoiceEntry } from './invoice-entry.ts';
@@ -35,7 +36,7 @@ export type InvoiceIndex = ReturnType<typeof invoiceIndex>;
 
 export function invoiceIndex(client: DynamoDBClient, tableName: string) {
   const documents = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
-  const pkOf = (taxNum: string, invoiceNo: string) => `${taxNum}#${invoiceNo}`;
+  const pkOf = invoiceIndexKey;
 
   async function get(taxNum: string, invoiceNo: string): Promise<InvoiceEntry | undefined> {
     const { Item } = await documents.send(new GetCommand({ TableName: tableName, Key: { pk: pkOf(taxNum, invoiceNo) }, ConsistentRead: true }));
@@ -138,6 +139,7 @@ function startKeyOf(cursor: string, taxNum: string): Record<string, string> {
 }
 
 function entryOf(item: Record<string, unknown>): InvoiceEntry {
-  const { pk: _pk, issueSort: _issueSort, ...entry } = item;
+  // Which ERP invoices WDT was told of (shared/invoice-erp.ts) is the erp-update function's, not the entry's.
+  const { pk: _pk, issueSort: _issueSort, [ERP_TOLD_ATTRIBUTE]: _told, ...entry } = item;
   return entry as unknown as InvoiceEntry;
 }

@@ -1,6 +1,8 @@
 import { loadErpUpdateConfig, sweepSettingsOf } from '#shared/config';
 import { createJobStore } from '#shared/jobs';
-import { batchHandler, httpHandler, lambdaEntry, sweepHandler } from '#shared/middleware';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { erpTold } from '#shared/invoice-erp';
+import { actionHandler, batchHandler, httpHandler, lambdaEntry, sweepHandler } from '#shared/middleware';
 import { createWdtClient } from '#shared/providers/wdt';
 import { loadProviderSecret, wdtSecretSchema } from '#shared/secrets';
 import { sweep } from '#shared/sweep';
@@ -13,6 +15,7 @@ const store = createJobStore(config.JOBS_TABLE);
 
 const erp = updateErp({
   jobs: { store, leaseSeconds: config.LEASE_SECONDS, policy: settings, waitMs: config.JOB_WAIT_MS },
+  told: config.INVOICES_TABLE ? erpTold(new DynamoDBClient({}), config.INVOICES_TABLE) : undefined,
   client: createWdtClient({
     baseUrl: config.WDT_BASE_URL,
     timeoutMs: config.UPSTREAM_TIMEOUT_MS,
@@ -39,6 +42,19 @@ export const handler = lambdaEntry(
     defer: (jobs, deadline) => erp.defer(jobs, deadline, erp.parse),
   }),
   sweepHandler((context) =>
-    sweep({ store, fn: 'erp-update', settings, jobTimeoutMs, processJob: (job, deadline) => erp.resume(job, deadline, erp.parse) }, context),
+    sweep({ store, fn: 'erp-update', settings, jobTimeoutMs, processJob: (job, deadline) => erp.resume(job, deadline, erp.parseJob) }, context),
   ),
+  {
+    // `{"action": "update", "key"}`: a download asks for the update it chained to be sent now (asynchronous invoke).
+    update: actionHandler((event) => sendRecorded(typeof event.key === 'string' ? event.key : '')),
+  },
 );
+
+/** A recorded update, if it is still due: one that is done, failed or held by another invocation is left as it is. */
+async function sendRecorded(key: string) {
+  const held = key ? await store.get('erp-update', key) : undefined;
+  if (!held || held.value.state !== 'pending') return { key, state: held?.value.state ?? 'none' };
+  // Waiting out a backoff (WDT's rate limit): its sweep sends it when it is due.
+  if (held.value.nextAttemptAt && Date.parse(held.value.nextAttemptAt) > Date.now()) return { key, state: 'not due' };
+  return { key, state: await erp.resume(held, Date.now() + jobTimeoutMs, erp.parseJob) };
+}

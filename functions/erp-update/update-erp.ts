@@ -1,4 +1,5 @@
 import { jobLifecycle, type LifecycleSettings } from '#shared/job-lifecycle';
+import type { ErpTold, InvoiceRef } from '#shared/invoice-erp';
 import type { InvoiceStatus, WdtClient } from '#shared/providers/wdt';
 import { freeTextSchema, httpUrlSchema, identifierSchema, invoiceNumberSchema, parseRequest } from '#shared/validation';
 import * as z from '#shared/zod';
@@ -52,6 +53,20 @@ export const erpUpdateRequestSchema = z.lazy(() =>
     ),
 );
 
+/** An update chained to an archived invoice by a download (`erp` on POST /download): WDT is told of it once. */
+const chainSchema = z.lazy(() => z.object({ taxNum: z.string(), invoiceNo: z.string() }));
+
+export type ErpUpdateRequest = z.output<typeof erpUpdateRequestSchema>;
+/** A job's request: the update, and the invoice it is chained to, when a download recorded it. */
+export type ErpUpdateJob = ErpUpdateRequest & { chain?: InvoiceRef };
+
+/** A job's stored request: the API's fields, and a chain only a download writes (the API's schema drops it). */
+export function parseErpUpdateJob(input: unknown): ErpUpdateJob {
+  const { chain, ...update } = (typeof input === 'object' && input !== null ? input : {}) as { chain?: unknown };
+  const request = parseRequest(erpUpdateRequestSchema, update);
+  return chain === undefined ? request : { ...request, chain: parseRequest(chainSchema, chain) };
+}
+
 export interface ErpUpdateResult {
   invoiceNo: string;
   status: InvoiceStatus;
@@ -68,14 +83,21 @@ export interface ErpUpdateResult {
  *  3. Send one signed update, and record how it ended; one that met a network failure, a timeout or WDT's rate
  *     limit stays pending for the sweep
  */
-export function updateErp(deps: { client: WdtClient; jobs: LifecycleSettings }) {
-  async function send(request: z.output<typeof erpUpdateRequestSchema>): Promise<ErpUpdateResult> {
-    const { message } = await deps.client.updateInvoice(request);
-    return { invoiceNo: request.invoiceNo, status: request.status, message };
+export function updateErp(deps: { client: WdtClient; jobs: LifecycleSettings; told?: ErpTold }) {
+  async function send(request: ErpUpdateJob): Promise<ErpUpdateResult> {
+    const { chain, ...update } = request;
+    // Chained to an invoice: told once, whoever asked and however often (the fact is on the invoice's index entry).
+    if (chain && (await deps.told?.wasTold(chain, update.invoiceNo))) {
+      return { invoiceNo: update.invoiceNo, status: update.status, message: 'WDT was told already' };
+    }
+    const { message } = await deps.client.updateInvoice(update);
+    // A crash right here sends the same update again next time: harmless, the same values.
+    if (chain) await deps.told?.markTold(chain, update.invoiceNo);
+    return { invoiceNo: update.invoiceNo, status: update.status, message };
   }
 
-  const jobs = jobLifecycle(deps.jobs, { fn: 'erp-update', keyOf: (request) => request.invoiceNo, attempt: send });
-  return { ...jobs, parse: (input: unknown) => parseRequest(erpUpdateRequestSchema, input) };
+  const jobs = jobLifecycle<ErpUpdateJob, ErpUpdateResult, object>(deps.jobs, { fn: 'erp-update', keyOf: (request) => request.invoiceNo, attempt: send });
+  return { ...jobs, parse: (input: unknown): ErpUpdateJob => parseRequest(erpUpdateRequestSchema, input), parseJob: parseErpUpdateJob };
 }
 
 export type ErpUpdate = ReturnType<typeof updateErp>;

@@ -55,6 +55,10 @@ export const JUMDATA_SANDBOX_INVOICES = {
   zipBomb: '24312000000000000112',
   /** The xml zip holds no .xml file, only a readme.txt. */
   noXmlInZip: '24312000000000000113',
+  /** Jumdata says it is voided (Sfzf 已作废): mirrored as any other, and never told to the ERP as issued. */
+  voided: '24312000000000000114',
+  /** Jumdata says it is red-flushed (Sfch 已冲红). */
+  redFlushed: '24312000000000000115',
   /**
    * The pdf file trickles in over several seconds (slowOnceFileMs) the first time it is ever served, and comes at
    * once after that. With a state directory, "ever" survives restarts: the time to kill local mode half way through
@@ -186,9 +190,9 @@ export async function startJumdataSandbox(options: JumdataSandboxOptions = {}): 
         Qdfphm: invoiceNo,
         Kprq: `${fields.kprq!.slice(0, 10)} 15:58:41`,
         FppzDm: '01',
-        Sfzf: '未作废',
-        Sfch: '未冲红',
-        SfchDm: 'N',
+        Sfzf: invoiceNo === JUMDATA_SANDBOX_INVOICES.voided ? '已作废' : '未作废',
+        Sfch: invoiceNo === JUMDATA_SANDBOX_INVOICES.redFlushed ? '已冲红' : '未冲红',
+        SfchDm: invoiceNo === JUMDATA_SANDBOX_INVOICES.redFlushed ? 'Y' : 'N',
         Gmfnsrsbh: fields.jxxbz === '1' ? fields.nsrsbh : SANDBOX_BUYER_TAX_NUM,
         Cyjg: '经查验,发票信息一致',
       },

@@ -427,7 +427,20 @@ describe('the jobs table', () => {
     expect(jobStatementsOf('download')).toEqual([
       ownJobs('download'),
       { Action: 'dynamodb:Query', Effect: 'Allow', Resource: indexArn() },
+      // The ERP told by itself: erp-update's jobs read and recorded (never updated, never queried), to be sent by it.
+      {
+        Action: ['dynamodb:GetItem', 'dynamodb:PutItem'],
+        Effect: 'Allow',
+        Resource: tableArn(),
+        Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['erp-update#*'] } },
+      },
     ]);
+  });
+
+  it('lets the download function ask the erp-update function, and only it, to send a chained update now', () => {
+    const invokes = statementsOf('download').filter((statement) => JSON.stringify(statement.Action).includes('lambda:'));
+    expect(invokes).toEqual([{ Action: 'lambda:InvokeFunction', Effect: 'Allow', Resource: { 'Fn::GetAtt': [functionNamed('erp-update').logicalId, 'Arn'] } }]);
+    expect(functionNamed('download').properties.Environment.Variables.ERP_UPDATE_FUNCTION).toEqual({ Ref: functionNamed('erp-update').logicalId });
   });
 
   it.each(JOB_FUNCTIONS)('tells the %s function the table\'s name', (name) => {
@@ -469,8 +482,24 @@ describe("the archive's index of invoices", () => {
       },
     ]);
     expect(indexStatements('retry')).toEqual([]);
-    expect(indexStatements('erp-update')).toEqual([]);
     expect(functionNamed('download').properties.Environment.Variables.INVOICES_TABLE).toEqual({ Ref: table().logicalId });
+  });
+
+  it('lets the erp-update function read and add to the erpTold attribute of an entry, and nothing else of the index', () => {
+    const tableArn = { 'Fn::GetAtt': [table().logicalId, 'Arn'] };
+    const indexStatements = statementsOf('erp-update').filter((s) => JSON.stringify(s.Resource).includes(table().logicalId));
+    expect(indexStatements).toEqual([
+      {
+        Action: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+        Effect: 'Allow',
+        Resource: tableArn,
+        Condition: {
+          'ForAllValues:StringEquals': { 'dynamodb:Attributes': ['pk', 'erpTold'] },
+          StringEqualsIfExists: { 'dynamodb:Select': 'SPECIFIC_ATTRIBUTES', 'dynamodb:ReturnValues': ['NONE', 'UPDATED_OLD', 'UPDATED_NEW'] },
+        },
+      },
+    ]);
+    expect(functionNamed('erp-update').properties.Environment.Variables.INVOICES_TABLE).toEqual({ Ref: table().logicalId });
   });
 });
 

@@ -238,10 +238,15 @@ const bodyRoutes = [
   {
     route: 'POST /download',
     schema: downloadRequestSchema(true),
-    examples: [{ taxNum, invoiceNo, issueDate: '2024-04-25', direction: 'sales' }],
-    everyField: { taxNum, invoiceNo, issueDate: '2024-04-25', direction: 'purchase' },
+    examples: [
+      { taxNum, invoiceNo, issueDate: '2024-04-25', direction: 'sales' },
+      { taxNum, invoiceNo, issueDate: '2024-04-25', direction: 'sales', erp: { invoiceNo: 'FP202401220001', file: 'pdf' } },
+    ],
+    everyField: { taxNum, invoiceNo, issueDate: '2024-04-25', direction: 'purchase', erp: { invoiceNo: 'FP202401220001', file: 'ofd' } },
     refused: [
       ['an invoice number of 9 digits', { taxNum, invoiceNo: '243120000', issueDate: '2024-04-25', direction: 'sales' }],
+      ['an erp block without its invoice number', { taxNum, invoiceNo, issueDate: '2024-04-25', direction: 'sales', erp: { file: 'pdf' } }],
+      ['an erp file of another kind', { taxNum, invoiceNo, issueDate: '2024-04-25', direction: 'sales', erp: { invoiceNo: 'FP202401220001', file: 'jpg' } }],
       ['a date that does not exist', { taxNum, invoiceNo, issueDate: '2024-02-30', direction: 'sales' }],
       ['a date with slashes', { taxNum, invoiceNo, issueDate: '2024/04/25', direction: 'sales' }],
       ['an unknown direction', { taxNum, invoiceNo, issueDate: '2024-04-25', direction: 'both' }],
