@@ -41,6 +41,7 @@ Try it:
   ${post('/download', { taxNum, invoiceNo: '24312000000022669098', issueDate: '2024-04-25', direction: 'sales' })}   # 200, then fromCache
   ${post('/download', { taxNum, invoiceNo: '24312000000000000301', issueDate: '2024-04-25', direction: 'sales' })}   # 422 (tax-bureau login)
   ${post('/download', { taxNum, invoiceNo: JUMDATA_SANDBOX_INVOICES.slowOnceFile, issueDate: '2024-04-25', direction: 'sales' })}   # the pdf trickles 10 s the first time ever: stop local mode meanwhile, start it, ask again: 200 with no second billed call
+  ${post('/download', { taxNum, invoiceNo: '24312000000077770101', issueDate: '2024-04-25', direction: 'sales', erp: { invoiceNo: 'FP202401220001', file: 'pdf' } })}   # mirrored, and the WDT sandbox told (erp.status pending, then sent)
   Then open a "link" from a download answer in a browser: 302 to the file in the local S3.
   ${post('/retry', { taxNum, orderNo: FW199_SANDBOX_ORDERS.serverError })}   # 502, kept pending for the sweep
   curl -s '${local.url}/jobs?state=pending'   # unfinished jobs, with their last error
