@@ -1,4 +1,5 @@
 import { jobLifecycle, type LifecycleSettings } from '#shared/job-lifecycle';
+import { countErpUpdateSent } from '#shared/metrics';
 import type { InvoiceStatus, WdtClient } from '#shared/providers/wdt';
 import { freeTextSchema, httpUrlSchema, identifierSchema, invoiceNumberSchema, parseRequest } from '#shared/validation';
 import * as z from '#shared/zod';
@@ -71,6 +72,7 @@ export interface ErpUpdateResult {
 export function updateErp(deps: { client: WdtClient; jobs: LifecycleSettings }) {
   async function send(request: z.output<typeof erpUpdateRequestSchema>): Promise<ErpUpdateResult> {
     const { message } = await deps.client.updateInvoice(request);
+    countErpUpdateSent();
     return { invoiceNo: request.invoiceNo, status: request.status, message };
   }
 
