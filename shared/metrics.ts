@@ -134,7 +134,7 @@ export function recordOldestDueJobAge(fn: JobFunction, seconds: number): void {
   record(onFunction(fn), METRIC_NAMES.oldestDueJobAge, MetricUnit.Seconds, seconds);
 }
 
-/** For the integrity audit: the problems one audit invocation found, 0 for a clean archive. */
+/** The problems an integrity audit run found, once it finishes: 0 for a clean archive. */
 export function recordArchiveProblems(problems: number): void {
   record(onFunction(ARCHIVE_AUDIT_FUNCTION), METRIC_NAMES.archiveProblems, MetricUnit.Count, problems);
 }

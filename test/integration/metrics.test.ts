@@ -1,10 +1,11 @@
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { FW199_SANDBOX_ORDERS } from '../../local/sandboxes/fw199.ts';
 import { JUMDATA_SANDBOX_INVOICES } from '../../local/sandboxes/jumdata.ts';
 import { WDT_SANDBOX_INVOICES } from '../../local/sandboxes/wdt.ts';
 import { JOB_FUNCTIONS } from '#shared/jobs';
 import { publishedMetrics, sumOf } from '../helpers/emf.ts';
-import { useLocalMode } from '../helpers/local-mode.ts';
+import { localS3Client, useLocalMode } from '../helpers/local-mode.ts';
 
 /**
  * The metrics the handlers publish for what users do, end to end: real requests to local mode (its metrics turned
@@ -42,6 +43,25 @@ describe('the metrics of local mode', () => {
     expect(first.metrics.find((metric) => metric.name === 'BytesMirrored')).toMatchObject({ namespace: 'EinvoiceBridge/local', unit: 'Bytes' });
     expect(sumOf(first.metrics, 'JobsDone', download)).toBe(1);
     expect(again.metrics).toEqual([]);
+  });
+
+  it("publish the problems an audit run found when it finishes: 0 for a clean archive, then a file changed behind the bridge's back", async () => {
+    // Act: the invoice mirrored above, audited as it is
+    const clean = await metricsOf(() => post('/audits', { taxNum }));
+    // Prepare: its pdf written over with an S3 client
+    await localS3Client(state.local).send(
+      new PutObjectCommand({ Bucket: state.local.bucket, Key: `invoices/${taxNum}/${JUMDATA_SANDBOX_INVOICES.success}/pdf.pdf`, Body: '%PDF-1.4 not the original' }),
+    );
+    // Act
+    const changed = await metricsOf(() => post('/audits', { taxNum }));
+    // Assess
+    expect(clean.result.body).toMatchObject({ finished: true, invoices: 1, problems: [] });
+    expect(clean.metrics.filter((metric) => metric.name === 'ArchiveProblems')).toEqual([
+      { namespace: 'EinvoiceBridge/local', name: 'ArchiveProblems', unit: 'Count', dimensions: { function: 'download' }, value: 0 },
+    ]);
+    expect(changed.result.body).toMatchObject({ finished: true, invoices: 1 });
+    expect(changed.result.body.problems.length).toBeGreaterThan(0);
+    expect(sumOf(changed.metrics, 'ArchiveProblems', { function: 'download' })).toBe(changed.result.body.problems.length);
   });
 
   it('count a Jumdata answer asking to try later as a provider failure and a pending job, not as a billed call', async () => {
