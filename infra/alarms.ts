@@ -1,6 +1,6 @@
 import { Duration, Stack } from 'aws-cdk-lib';
 import type { HttpApi } from 'aws-cdk-lib/aws-apigatewayv2';
-import { Alarm, ComparisonOperator, TreatMissingData, type IMetric } from 'aws-cdk-lib/aws-cloudwatch';
+import { Alarm, ComparisonOperator, Metric, TreatMissingData, type IMetric } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
@@ -9,16 +9,17 @@ import { FilterPattern, MetricFilter } from 'aws-cdk-lib/aws-logs';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
-import { PROVIDER_FAILED } from '../shared/errors.ts';
 import type { JobFunction } from '../shared/jobs.ts';
+import { ARCHIVE_AUDIT_FUNCTION, METRIC_NAMES, metricsNamespaceOf } from '../shared/metrics.ts';
 
 /**
  * What tells a person that something needs them, per function and for the API:
  * - the function failed (an invocation that threw or timed out) or Lambda throttled it;
  * - the function logged an error. The functions answer every failure they can describe (a 500 for a missing secret
  *   value, a failed batch job, a file left orphaned) instead of throwing, so Lambda's Errors metric never counts
- *   them: their ERROR log lines do. A provider's failure is no error of ours: its WARN lines are counted apart, as
- *   ProviderFailures by provider;
+ *   them: their ERROR log lines do. A provider's failure is no error of ours: the functions count it in the metric
+ *   ProviderFailures (shared/metrics.ts), graphed on the dashboard with no alarm of its own (a long outage leaves
+ *   work due, which the stuck-work alarm sees);
  * - the API answered 5xx (a provider unreachable or failing, or the function itself).
  * And, when an e-mail address is configured, a topic that mails every alarm of the stack to it.
  */
@@ -27,7 +28,7 @@ export class FunctionAlarms extends Construct {
 
   constructor(scope: Construct, id: string, props: { functions: Record<JobFunction, LambdaFunction>; api: HttpApi }) {
     super(scope, id);
-    const metricNamespace = `EinvoiceBridge/${Stack.of(this).stackName}`;
+    const metricNamespace = metricsNamespaceOf(Stack.of(this).stackName);
     for (const [name, fn] of Object.entries(props.functions)) {
       const loggedErrors = new MetricFilter(this, `${name}-error-logs`, {
         logGroup: fn.logGroup,
@@ -38,19 +39,6 @@ export class FunctionAlarms extends Construct {
         metricName: `${name}-logged-errors`,
         metricValue: '1',
       }).metric({ statistic: 'Sum', period: Duration.minutes(5) });
-      // A provider down, too slow or asking to be tried later is logged at WARN (the sweeps retry it): counted per
-      // provider to show an outage's length, with no alarm of its own (the API's 5xx alarm sees the answers).
-      new MetricFilter(this, `${name}-provider-failures`, {
-        logGroup: fn.logGroup,
-        filterPattern: FilterPattern.all(
-          FilterPattern.stringValue('$.level', '=', 'WARN'),
-          FilterPattern.stringValue('$.message', '=', PROVIDER_FAILED),
-        ),
-        metricNamespace,
-        metricName: 'ProviderFailures',
-        metricValue: '1',
-        dimensions: { provider: '$.provider' },
-      });
       this.alarms.push(
         this.alarmOn(`${name}-errors`, fn.metricErrors({ statistic: 'Sum', period: Duration.minutes(5) }),
           `The ${name} function failed (an exception or a timeout, not a provider's refusal, which it answers). ` +
@@ -78,6 +66,68 @@ export class FunctionAlarms extends Construct {
       evaluationPeriods: 1,
       treatMissingData: TreatMissingData.NOT_BREACHING,
     });
+  }
+}
+
+/** Sweeps a stuck-work alarm waits for, at least 5 minutes: a period with no OldestDueJobAge at all is breaching. */
+export const SWEEPS_BEFORE_MISSING = 2;
+
+export interface WorkAlarmsProps {
+  /** How often each function's sweep runs (minutes): each run publishes OldestDueJobAge. */
+  sweepEveryMinutes: Record<JobFunction, number>;
+  /** Work due for longer than this is stuck (the configuration's `stuckWorkMinutes`). */
+  stuckWorkMinutes: number;
+}
+
+/**
+ * The alarms on the product's own metrics (shared/metrics.ts):
+ * - per function, work stuck: its oldest due job has waited past its due time longer than `stuckWorkMinutes`, or its
+ *   sweeps published no OldestDueJobAge for SWEEPS_BEFORE_MISSING runs (no sweep ran, or each failed before it looked:
+ *   missing data is breaching);
+ * - the integrity audit found a problem in the archive (ArchiveProblems, published by the audit).
+ */
+export class WorkAlarms extends Construct {
+  readonly stuckWork = {} as Record<JobFunction, Alarm>;
+  readonly archiveProblems: Alarm;
+
+  constructor(scope: Construct, id: string, props: WorkAlarmsProps) {
+    super(scope, id);
+    const namespace = metricsNamespaceOf(Stack.of(this).stackName);
+    for (const [fn, everyMinutes] of Object.entries(props.sweepEveryMinutes) as Array<[JobFunction, number]>) {
+      const period = Duration.minutes(Math.max(5, SWEEPS_BEFORE_MISSING * everyMinutes));
+      this.stuckWork[fn] = new Alarm(this, `${fn}-stuck-work`, {
+        alarmDescription:
+          `The ${fn} function has work due for over ${props.stuckWorkMinutes} minutes, or no sweep of it reported in ` +
+          `${period.toMinutes()} minutes (none ran, or each failed). GET /jobs?state=pending&function=${fn} lists its jobs and their last ` +
+          'error; its log group has the sweeps\' "sweep finished" lines and any error.',
+        metric: new Metric({ namespace, metricName: METRIC_NAMES.oldestDueJobAge, dimensionsMap: { function: fn }, statistic: 'Maximum', period }),
+        threshold: props.stuckWorkMinutes * 60,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: TreatMissingData.BREACHING,
+      });
+    }
+    this.archiveProblems = new Alarm(this, 'archive-problems', {
+      alarmDescription:
+        'The integrity audit found a problem in the archive (a file changed, missing, or not as recorded). ' +
+        'GET /audits/latest has the report, naming each invoice and problem.',
+      metric: new Metric({
+        namespace,
+        metricName: METRIC_NAMES.archiveProblems,
+        dimensionsMap: { function: ARCHIVE_AUDIT_FUNCTION },
+        statistic: 'Sum',
+        period: Duration.minutes(5),
+      }),
+      threshold: 1,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      // The audit runs monthly (and on request): no data between runs is no problem.
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
+  }
+
+  get alarms(): Alarm[] {
+    return [...Object.values(this.stuckWork), this.archiveProblems];
   }
 }
 

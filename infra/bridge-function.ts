@@ -1,8 +1,9 @@
-import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, Function as LambdaFunction, LoggingFormat, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { metricsNamespaceOf } from '../shared/metrics.ts';
 import { grantNetworkInterfaces, NETWORK_INTERFACE_WILDCARD, type FunctionNetwork } from './egress-network.ts';
 import { functionCode } from './function-build.ts';
 
@@ -58,6 +59,8 @@ export class BridgeFunction extends Construct {
       environment: {
         POWERTOOLS_SERVICE_NAME: `einvoice-bridge-${props.name}`,
         POWERTOOLS_LOG_LEVEL: 'INFO',
+        // The deployment's one namespace of metrics (shared/metrics.ts).
+        POWERTOOLS_METRICS_NAMESPACE: metricsNamespaceOf(Stack.of(this).stackName),
         NODE_OPTIONS: '--enable-source-maps',
         ...props.environment,
       },

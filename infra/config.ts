@@ -6,6 +6,7 @@ import { ValidationError } from '../shared/errors.ts';
 import { parseRequest } from '../shared/validation.ts';
 import { JOB_FUNCTIONS, type JobFunction } from '../shared/jobs.ts';
 import { RETRY_DAILY_LIMIT, SWEEP_SETTINGS, type SweepSettings } from '../shared/schedule-settings.ts';
+import { SWEEPS_BEFORE_MISSING } from './alarms.ts';
 import { DEFAULT_AUDIT_EXPRESSION, SCHEDULE_EXPRESSION, type ScheduleConfig } from './schedules.ts';
 
 /**
@@ -60,8 +61,13 @@ export const stackConfigSchema = z
         error: `must be one of ${LOG_RETENTION_DAYS.join(', ')}`,
       })
       .default(180),
-    /** Who is e-mailed when an alarm fires (errors, throttles, dead letters); none when absent. */
+    /** Who is e-mailed when an alarm fires (errors, throttles, dead letters, stuck work); none when absent. */
     alarmEmail: z.email({ error: 'must be an e-mail address' }).optional(),
+    /**
+     * Work is stuck when a function's oldest due job has waited past its due time longer than this (minutes): the
+     * stuck-work alarm. At least twice every sweep's interval, which a due job may wait on a healthy day.
+     */
+    stuckWorkMinutes: wholeNumber(5, 1_440).default(60),
     /** Hosts Jumdata's file links may use over http or on private addresses; none in production. */
     mirrorAllowedHosts: z
       .array(z.string().regex(/^[a-z0-9.-]+(:\d{1,5})?$/, { error: 'must be host or host:port, lower case' }))
@@ -189,6 +195,7 @@ export const stackConfigSchema = z
   })
   .strict()
   .superRefine((config, context) => {
+    for (const message of stuckWorkProblems(config)) context.addIssue({ code: 'custom', path: ['stuckWorkMinutes'], message });
     for (const [fn, overrides] of Object.entries(config.sweeps)) {
       const base = overrides.backoffBaseSeconds ?? SWEEP_SETTINGS[fn as JobFunction].backoffBaseSeconds;
       const max = overrides.backoffMaxSeconds ?? SWEEP_SETTINGS[fn as JobFunction].backoffMaxSeconds;
@@ -211,6 +218,18 @@ export const stackConfigSchema = z
       }
     }
   });
+
+/**
+ * A due job waits up to a sweep's interval on a healthy day, and the alarm waits SWEEPS_BEFORE_MISSING intervals
+ * for a sweep's report: a shorter stuckWorkMinutes would alarm on every slow sweep.
+ */
+function stuckWorkProblems(config: { stuckWorkMinutes: number; sweeps: Partial<Record<JobFunction, { everyMinutes?: number }>> }): string[] {
+  return JOB_FUNCTIONS.flatMap((fn) => {
+    const everyMinutes = config.sweeps[fn]?.everyMinutes ?? SWEEP_SETTINGS[fn].everyMinutes;
+    const least = SWEEPS_BEFORE_MISSING * everyMinutes;
+    return config.stuckWorkMinutes < least ? [`must be at least ${least}: ${SWEEPS_BEFORE_MISSING} × the ${fn} sweep's everyMinutes (${everyMinutes})`] : [];
+  });
+}
 
 function requestProblems(schema: Parameters<typeof parseRequest>[0], job: unknown) {
   try {

@@ -16,11 +16,12 @@ import { EgressNetwork } from './egress-network.ts';
 import { grantInvoiceArchive, invoiceBucket } from './invoice-bucket.ts';
 import { grantErpTold, grantInvoiceIndex, invoicesTable } from './invoices-table.ts';
 import { grantJobs, jobsTable } from './jobs-table.ts';
-import { FunctionAlarms, mailAlarms } from './alarms.ts';
+import { FunctionAlarms, mailAlarms, WorkAlarms } from './alarms.ts';
+import { OperationsDashboard } from './dashboard.ts';
 import { objectLockEnvironment, parseStackConfig, scheduleConfigOf, type StackConfig } from './config.ts';
 import { JobSchedules, scheduleEnvironment, type ScheduleConfig } from './schedules.ts';
 import type { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
-import type { JobFunction } from '../shared/jobs.ts';
+import { JOB_FUNCTIONS, type JobFunction } from '../shared/jobs.ts';
 import { FUNCTION_TIMEOUT_SECONDS, LEASE_SECONDS } from '../shared/schedule-settings.ts';
 
 /**
@@ -176,8 +177,20 @@ export class InvoiceStack extends Stack {
     this.functions = { retry, erpUpdate, download };
     const functions = { retry, 'erp-update': erpUpdate, download };
     const schedules = new JobSchedules(this, 'Schedules', { functions, config: this.schedules });
-    const alarms = [...new FunctionAlarms(this, 'Alarms', { functions, api: this.api }).alarms, ...schedules.alarms];
+    const work = new WorkAlarms(this, 'WorkAlarms', {
+      sweepEveryMinutes: Object.fromEntries(JOB_FUNCTIONS.map((fn) => [fn, this.schedules.sweeps[fn].everyMinutes])) as Record<JobFunction, number>,
+      stuckWorkMinutes: this.config.stuckWorkMinutes,
+    });
+    const alarms = [...new FunctionAlarms(this, 'Alarms', { functions, api: this.api }).alarms, ...schedules.alarms, ...work.alarms];
     if (this.config.alarmEmail) mailAlarms(this, this.config.alarmEmail, alarms);
+    const { dashboard } = new OperationsDashboard(this, 'Operations', {
+      functions,
+      api: this.api,
+      deadLetterQueues: schedules.deadLetterQueues,
+      alarms,
+      stuckWorkMinutes: this.config.stuckWorkMinutes,
+    });
+    new CfnOutput(this, 'DashboardName', { value: dashboard.dashboardName, description: 'The CloudWatch dashboard of this deployment (docs/operations.md)' });
   }
 
   /**

@@ -71,6 +71,8 @@ export const SCHEDULE_EXPRESSION = /^(cron\(\S+( \S+){5}\)|rate\([1-9]\d* (minut
 export class JobSchedules extends Construct {
   /** One per dead-letter queue: it holds a message. */
   readonly alarms: Alarm[] = [];
+  /** Each function's dead-letter queue (the dashboard shows them). */
+  readonly deadLetterQueues = {} as Record<JobFunction, Queue>;
 
   constructor(scope: Construct, id: string, props: JobSchedulesProps) {
     super(scope, id);
@@ -83,6 +85,7 @@ export class JobSchedules extends Construct {
       const group = new Construct(this, pascalCase(name));
       const fn = props.functions[name];
       const deadLetters = deadLetterQueue(group, name, this.alarms);
+      this.deadLetterQueues[name] = deadLetters;
       // Scheduler invokes Lambda asynchronously: an invocation that throws is retried by Lambda, then parked here.
       fn.configureAsyncInvoke({ retryAttempts: 2, maxEventAge: Duration.hours(1), onFailure: new SqsDestination(deadLetters) });
 

@@ -128,6 +128,9 @@ export async function startLocalMode(options: LocalModeOptions = {}): Promise<Lo
   Object.assign(process.env, {
     AWS_REGION: env.AWS_REGION || 'cn-north-1',
     POWERTOOLS_SERVICE_NAME: env.POWERTOOLS_SERVICE_NAME || 'einvoice-bridge-local',
+    // The metrics' EMF lines (one JSON document per invocation, the sweeps' every minute) would bury the log
+    // lines: off unless asked for with POWERTOOLS_METRICS_DISABLED=false (docs/operations.md).
+    POWERTOOLS_METRICS_DISABLED: env.POWERTOOLS_METRICS_DISABLED || 'true',
     LOCAL_SECRETS_FILE: await localSecretsFile(stateDir, env.LOCAL_SECRETS_FILE),
     FW199_BASE_URL: env.FW199_BASE_URL || fw199?.url,
     WDT_BASE_URL: env.WDT_BASE_URL || wdt?.url,

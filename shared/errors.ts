@@ -99,8 +99,8 @@ export class UpstreamTimeoutError extends Error {
 }
 
 /**
- * The message of the WARN line that logs a provider failure: the stack counts these lines as ProviderFailures, by
- * provider (infra/alarms.ts).
+ * The message of the WARN line that logs a provider failure (the request or batch job it failed). The metric
+ * ProviderFailures counts every attempt that met one, sweeps' too (shared/metrics.ts).
  */
 export const PROVIDER_FAILED = 'provider failed';
 

@@ -1,6 +1,7 @@
 import { GaveUpError, lastErrorOf, recordedError, TimeBudgetExhausted, ValidationError } from '#shared/errors';
 import { isLeaseLive, JobConflictError, type Held, type JobFunction, type JobRecord, type JobStore } from '#shared/jobs';
 import { logger } from '#shared/logger';
+import { countJobOutcome, countProviderFailure } from '#shared/metrics';
 import { backoffSeconds, retryVerdict, type RetryPolicy } from '#shared/retry-policy';
 import type { SweptState } from '#shared/sweep';
 
@@ -276,6 +277,7 @@ export function jobLifecycle<Q, R, S extends object>(settings: LifecycleSettings
     try {
       ended = { result: await spec.attempt(request, job) };
     } catch (error) {
+      countProviderFailure(error);
       ended = { error };
     }
     await writes; // what the attempt kept is read by the outcome (the download's links and their age)
@@ -286,13 +288,19 @@ export function jobLifecycle<Q, R, S extends object>(settings: LifecycleSettings
         settle(() => write(settledChange(done, held.value, options)), held.value.key),
         spec.commit?.(ended.result),
       ]);
-      if (committed.status === 'fulfilled') return done;
+      if (committed.status === 'fulfilled') return counted(done);
       ended = { error: committed.reason };
     }
     // One clock reading: the next attempt is exactly its delay after the record's update, never a millisecond less.
     const at = new Date();
     const outcome = failureOutcome(ended.error, held.value, at.getTime());
     await settle(() => write(settledChange(outcome, held.value, options), at), held.value.key);
+    return counted(outcome);
+  }
+
+  /** An attempt's outcome, counted by kind (the JobsDone/JobsPending/JobsFailed metrics). */
+  function counted(outcome: Outcome<R>): Outcome<R> {
+    if (outcome.kind !== 'busy') countJobOutcome(fn, outcome.kind);
     return outcome;
   }
 
@@ -353,6 +361,7 @@ export function jobLifecycle<Q, R, S extends object>(settings: LifecycleSettings
       } catch (error) {
         if (!(error instanceof ValidationError)) throw error;
         await settle(() => store.replace(held, { ...held.value, state: 'failed', leaseUntil: undefined, lastError: lastErrorOf(error), updatedAt: new Date().toISOString() }), held.value.key);
+        countJobOutcome(fn, 'failed');
         return 'failed';
       }
       const outcome = await run(request, { deadline, mode: 'sweep', held });

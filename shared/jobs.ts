@@ -235,14 +235,18 @@ export function itemOf(record: JobRecord, version: number): Record<string, unkno
   return { ...record, pk: pkOf(record.fn, record.key), version, ...indexAttributes(record) };
 }
 
+/** When an open job is due to be taken up (ISO time): a running one when its lease lapses, a pending one at its next attempt. */
+export function dueTimeOf(record: JobRecord): string {
+  return (record.state === 'running' ? record.leaseUntil : record.nextAttemptAt) ?? record.updatedAt;
+}
+
 /** Where a record sits in the byQueue index, and when a done one expires. */
 function indexAttributes(record: JobRecord): Record<string, string | number | undefined> {
   const dueAt = (time: string) => `${time}#${pkOf(record.fn, record.key)}`;
   switch (record.state) {
     case 'running':
-      return { queue: `${record.fn}#open`, dueAt: dueAt(record.leaseUntil ?? record.updatedAt) };
     case 'pending':
-      return { queue: `${record.fn}#open`, dueAt: dueAt(record.nextAttemptAt ?? record.updatedAt) };
+      return { queue: `${record.fn}#open`, dueAt: dueAt(dueTimeOf(record)) };
     case 'failed':
       return { queue: `${record.fn}#failed`, dueAt: dueAt(record.updatedAt) };
     case 'done':

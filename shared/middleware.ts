@@ -4,6 +4,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context
 import { failingProviderOf, PROVIDER_FAILED, toErrorResponse } from '#shared/errors';
 import { DEFER_CONCURRENCY, type DeferReport } from '#shared/job-lifecycle';
 import { logger } from '#shared/logger';
+import { publishMetricsMiddleware } from '#shared/metrics';
 import { readJsonBody } from '#shared/request-body';
 import { callLimiter } from '#shared/sweep';
 import * as z from '#shared/zod';
@@ -33,6 +34,7 @@ export const API_BUDGET_MS = 25_000;
 export function httpHandler(handle: (event: ParsedHttpEvent, context: Context) => Promise<HttpReply>) {
   return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
     .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(publishMetricsMiddleware())
     .use(httpContract())
     .use(jsonRequestBody())
     .handler(async (event, context) => {
@@ -152,6 +154,7 @@ export function batchHandler(
 ) {
   return middy<unknown, BatchReport>()
     .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(publishMetricsMiddleware())
     .handler(async (event, context) => {
       const parsed = batchEventSchema.safeParse(event);
       if (!parsed.success) {
@@ -217,6 +220,7 @@ export function sweepHandler<R>(runSweep: (context: Context) => Promise<R>) {
 export function actionHandler<R>(run: (event: Record<string, unknown>, context: Context) => Promise<R>) {
   return middy<unknown, R>()
     .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(publishMetricsMiddleware())
     .handler(async (event, context) => run(event as Record<string, unknown>, context));
 }
 

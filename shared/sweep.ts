@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Context } from 'aws-lambda';
-import type { Held, JobFunction, JobRecord, JobState, JobStore } from '#shared/jobs';
+import { dueTimeOf, type Held, type JobFunction, type JobRecord, type JobState, type JobStore } from '#shared/jobs';
 import { logger } from '#shared/logger';
+import { recordOldestDueJobAge } from '#shared/metrics';
 
 /**
  * A scheduled sweep: works through a function's due jobs (pending ones whose next attempt has come, and running
@@ -29,6 +30,11 @@ export interface SweepReport {
   stoppedForTime: boolean;
   /** Another sweep of the function was running: this one did nothing. */
   alreadyRunning?: boolean;
+  /**
+   * How long the oldest job due when the sweep began had waited past its due time, in whole seconds; 0 when none
+   * was due. Published as OldestDueJobAge on every run: the stuck-work alarm reads it, and a run without it is stuck.
+   */
+  oldestDueSeconds?: number;
 }
 
 /** How one job ended; `skipped` when another invocation held it. */
@@ -63,6 +69,7 @@ export async function sweep(options: SweepOptions, context: Pick<Context, 'getRe
     let cursor: string | undefined;
     do {
       const page = await store.list(fn, 'open', { dueBy, limit: settings.batchSize, cursor });
+      if (cursor === undefined) report.oldestDueSeconds = measureOldestDue(fn, page.jobs, dueBy);
       cursor = page.cursor;
       const runs: Array<Promise<void>> = [];
       for (const job of page.jobs) {
@@ -92,6 +99,17 @@ export async function sweep(options: SweepOptions, context: Pick<Context, 'getRe
   }
   logger.info('sweep finished', { ...report });
   return report;
+}
+
+/**
+ * How long the oldest due job has waited past its due time at `now` (0 when none is due), recorded as the metric.
+ * `jobs` is the sweep's first page: the index lists due jobs in due order, so the oldest comes first.
+ */
+function measureOldestDue(fn: JobFunction, jobs: ReadonlyArray<Held<JobRecord>>, now: Date): number {
+  const oldest = jobs[0];
+  const seconds = oldest ? Math.max(0, Math.floor((now.getTime() - Date.parse(dueTimeOf(oldest.value))) / 1000)) : 0;
+  recordOldestDueJobAge(fn, seconds);
+  return seconds;
 }
 
 /**

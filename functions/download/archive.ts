@@ -1,6 +1,7 @@
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, NotFound, S3ServiceException, type S3Client } from '@aws-sdk/client-s3';
 import type { FileFetchPolicy } from '#shared/file-fetch';
 import { logger } from '#shared/logger';
+import { countMirroredInvoice } from '#shared/metrics';
 import { invoiceSummary, type DownloadQuery, type JumdataInvoice } from '#shared/providers/jumdata';
 import { JsonStore } from '#shared/storage';
 import { UpstreamUnavailableError } from '#shared/errors';
@@ -125,6 +126,8 @@ export function invoiceArchive(settings: ArchiveSettings) {
       await remove(record.files, locked);
       throw error;
     }
+    // Mirrored now: an index entry that fails is written by the next read, which stores nothing again.
+    countMirroredInvoice(Object.values(record.files).reduce((bytes, file) => bytes + file.bytes, 0));
     await settings.index.add(entryOf(record));
     logger.info('invoice mirrored', { taxNum: record.taxNum, invoiceNo: record.invoiceNo, taskNo: record.jumdata.taskNo });
   }

@@ -2,6 +2,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { TimeBudgetExhausted } from '#shared/errors';
 import { jobLifecycle, type Attempt, type LifecycleSettings } from '#shared/job-lifecycle';
 import { logger } from '#shared/logger';
+import { recordArchiveProblems } from '#shared/metrics';
 import { JsonStore } from '#shared/storage';
 import { parseRequest, taxNumSchema } from '#shared/validation';
 import * as z from '#shared/zod';
@@ -84,6 +85,8 @@ export function auditJobs(deps: AuditDeps) {
       }
     }
     logger.info('audit finished', { scope: report.scope, invoices: report.invoices, problems: report.problems.length, key: report.key });
+    // Once per run, when it finishes (0 for a clean archive): the archive problems alarm reads it.
+    recordArchiveProblems(report.problems.length);
     return summaryOf(report);
   }
 

@@ -1,5 +1,6 @@
 import { jobLifecycle, type LifecycleSettings } from '#shared/job-lifecycle';
 import type { ErpTold, InvoiceRef } from '#shared/invoice-erp';
+import { countErpUpdateSent } from '#shared/metrics';
 import type { InvoiceStatus, WdtClient } from '#shared/providers/wdt';
 import { freeTextSchema, httpUrlSchema, identifierSchema, invoiceNumberSchema, parseRequest } from '#shared/validation';
 import * as z from '#shared/zod';
@@ -91,6 +92,7 @@ export function updateErp(deps: { client: WdtClient; jobs: LifecycleSettings; to
       return { invoiceNo: update.invoiceNo, status: update.status, message: 'WDT was told already' };
     }
     const { message } = await deps.client.updateInvoice(update);
+    countErpUpdateSent();
     // A crash right here sends the same update again next time: harmless, the same values.
     if (chain) await deps.told?.markTold(chain, update.invoiceNo);
     return { invoiceNo: update.invoiceNo, status: update.status, message };

@@ -7,6 +7,7 @@ import {
 } from '#shared/errors';
 import { postForm } from '#shared/http';
 import { logger } from '#shared/logger';
+import { countBilledJumdataCall } from '#shared/metrics';
 import type { JumdataSecret } from '#shared/secrets';
 
 /**
@@ -118,8 +119,9 @@ export function interpretDownloadAnswer(body: unknown, taxNum: string): JumdataI
   const message = typeof answer.msg === 'string' ? answer.msg : '';
   const taskNo = typeof answer.taskNo === 'string' ? answer.taskNo : '';
   const charged = answer.charge === true;
-  // Billing is audited from the logs: every answer's task number and charge flag.
+  // Billing is audited from the logs: every answer's task number and charge flag; and counted (JumdataBilledCalls).
   logger.info('jumdata answered', { jumdataCode: code, taskNo, charged });
+  if (charged) countBilledJumdataCall();
 
   const kind = JUMDATA_CODES[code]?.kind ?? 'terminal';
   switch (kind) {

@@ -14,6 +14,7 @@ import { startWdtSandbox, WDT_SANDBOX_CREDENTIALS, WDT_SANDBOX_INVOICES } from '
 import { JUMDATA_SANDBOX_CREDENTIALS, JUMDATA_SANDBOX_INVOICES, startJumdataSandbox } from '../../local/sandboxes/jumdata.ts';
 import { startLocalDynamo } from '../../local/dynamodb.ts';
 import { LOCAL_S3_CREDENTIALS, startLocalS3 } from '../../local/s3.ts';
+import { publishedMetrics, sumOf } from '../helpers/emf.ts';
 import { startFakeSecretsManager } from '../helpers/fake-secrets-manager.ts';
 
 /**
@@ -219,6 +220,11 @@ describe.skipIf(!node24)('the bundled functions under Node 24', () => {
     expect(logs).not.toContain(JUMDATA_SANDBOX_CREDENTIALS.appSecret);
     // The XML reader is a chunk of its own, imported at the first mirror: it ran.
     expect(first!.body.checks).toMatchObject({ xmlRead: true });
+    // Its metrics as CloudWatch Logs reads them, in the namespace the stack set: the one billed call and invoice
+    const metrics = publishedMetrics(logs);
+    expect(new Set(metrics.map((metric) => metric.namespace))).toEqual(new Set(['EinvoiceBridge/BundleTest']));
+    expect(sumOf(metrics, 'JumdataBilledCalls', { function: 'download' })).toBe(1);
+    expect(sumOf(metrics, 'InvoicesMirrored', { function: 'download' })).toBe(1);
   });
 
   it('writes a ledger with the modules it imports at first use (chunks of the asset, not of index.mjs)', async () => {

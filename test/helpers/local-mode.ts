@@ -12,7 +12,7 @@ import { startLocalMode, type LocalMode, type LocalModeOptions } from '../../loc
  * answers at 3 s, and keeps every log line the handlers write so tests can inspect them.
  */
 export function useLocalMode(
-  options: Pick<LocalModeOptions, 'jumdata' | 'wdt' | 'requestBudgetMs'> = {},
+  options: Pick<LocalModeOptions, 'jumdata' | 'wdt' | 'requestBudgetMs' | 'env'> = {},
   env: Record<string, string> = {},
 ) {
   const state = { local: undefined as unknown as LocalMode, logged: [] as string[] };

@@ -805,7 +805,7 @@ describe('the production settings of the configuration', () => {
     });
   });
 
-  it("counts each function's provider failures (its WARN 'provider failed' lines) as ProviderFailures by provider, with no alarm", () => {
+  it("counts provider failures as a metric the functions publish, not by reading their logs, with no alarm", () => {
     for (const name of JOB_FUNCTIONS) {
       // Prepare
       const { properties } = functionNamed(name);
@@ -813,15 +813,9 @@ describe('the production settings of the configuration', () => {
       const filters = Object.values(
         template.findResources('AWS::Logs::MetricFilter', { Properties: { LogGroupName: { Ref: properties.LoggingConfig.LogGroup.Ref } } }),
       ).map((filter) => filter.Properties);
-      // Assess
-      expect(filters, name).toHaveLength(2);
-      expect(filters, name).toContainEqual({
-        LogGroupName: { Ref: properties.LoggingConfig.LogGroup.Ref },
-        FilterPattern: '{ ($.level = "WARN") && ($.message = "provider failed") }',
-        MetricTransformations: [
-          { MetricNamespace: 'EinvoiceBridge/Test', MetricName: 'ProviderFailures', MetricValue: '1', Dimensions: [{ Key: 'provider', Value: '$.provider' }] },
-        ],
-      });
+      // Assess: the ERROR lines' filter is the only one left; the metrics' namespace is the stack's
+      expect(filters.map((filter) => filter.MetricTransformations[0].MetricName), name).toEqual([`${name}-logged-errors`]);
+      expect(properties.Environment.Variables.POWERTOOLS_METRICS_NAMESPACE, name).toBe('EinvoiceBridge/Test');
     }
     expect(template.findResources('AWS::CloudWatch::Alarm', { Properties: { MetricName: 'ProviderFailures' } })).toEqual({});
   });
@@ -872,9 +866,10 @@ describe('the production settings of the configuration', () => {
         ]),
       },
     });
-    // Every alarm sends to it: three per function, the API's, and one per dead-letter queue
+    // Every alarm sends to it: three per function, one per dead-letter queue, one per function's stuck work, the
+    // API's and the archive audit's
     const alarms = Object.values(mailed.findResources('AWS::CloudWatch::Alarm'));
-    expect(alarms).toHaveLength(JOB_FUNCTIONS.length * 4 + 1);
+    expect(alarms).toHaveLength(JOB_FUNCTIONS.length * 5 + 2);
     expect(alarms.every((alarm) => JSON.stringify(alarm.Properties.AlarmActions) === JSON.stringify([{ Ref: topicId }]))).toBe(true);
   });
 

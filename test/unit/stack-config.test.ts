@@ -19,6 +19,7 @@ describe('the stack configuration', () => {
       retryDailyLimit: RETRY_DAILY_LIMIT,
       fixedBatches: [],
       audit: { schedule: 'cron(0 3 1 * ? *)' },
+      stuckWorkMinutes: 60,
     });
     expect(stackNameOf(config)).toBe('EinvoiceBridge');
     expect(scheduleConfigOf(config).sweeps).toEqual(SWEEP_SETTINGS);
@@ -138,6 +139,17 @@ describe('the stack configuration', () => {
     expect(() => parseStackConfig({ sweeps: { retry: { backoffMaxSeconds: 1 } } })).toThrow(
       `config.sweeps.retry.backoffMaxSeconds: must be at least backoffBaseSeconds (${SWEEP_SETTINGS.retry.backoffBaseSeconds})`,
     );
+  });
+
+  it('takes the stuck-work age in minutes, refusing one a healthy sweep could reach (under twice its interval)', () => {
+    expect(parseStackConfig({ stuckWorkMinutes: 90 }).stuckWorkMinutes).toBe(90);
+    expect(() => parseStackConfig({ stuckWorkMinutes: 4 })).toThrow('config.stuckWorkMinutes: must be a whole number from 5 to 1440');
+    // The retry sweep runs every 5 minutes by default
+    expect(() => parseStackConfig({ stuckWorkMinutes: 9 })).toThrow("config.stuckWorkMinutes: must be at least 10: 2 × the retry sweep's everyMinutes (5)");
+    expect(() => parseStackConfig({ sweeps: { download: { everyMinutes: 45 } } })).toThrow(
+      "config.stuckWorkMinutes: must be at least 90: 2 × the download sweep's everyMinutes (45)",
+    );
+    expect(parseStackConfig({ stuckWorkMinutes: 90, sweeps: { download: { everyMinutes: 45 } } }).stuckWorkMinutes).toBe(90);
   });
 
   it('refuses text that is not JSON', () => {
