@@ -12,7 +12,7 @@ import type { InvoiceIndex } from './invoice-index.ts';
 import { answerOnce, linksUsableUntil } from './buy-answer.ts';
 import { downloadJobKey, type KeptAnswer } from './work.ts';
 import type { RetentionRule } from './retention.ts';
-import { erpBlockSchema, type ErpBlock } from './tell-erp.ts';
+import { erpBlockSchema, type ErpBlock } from './erp-block.ts';
 
 /** Built at its first parse (z.lazy), not when the function is set up: see shared/zod.ts. */
 export function downloadRequestSchema(checkCreditCode: boolean) {

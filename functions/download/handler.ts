@@ -2,7 +2,6 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Context } from 'aws-lambda';
 import { loadDownloadConfig, sweepSettingsOf } from '#shared/config';
 import { ForbiddenError, NotFoundError } from '#shared/errors';
-import { erpTold } from '#shared/invoice-erp';
 import { parseAllowedHosts } from '#shared/file-fetch';
 import { listJobs } from '#shared/jobs-api';
 import { actionHandler, API_BUDGET_MS, batchHandler, httpHandler, lambdaEntry, sweepHandler, type HttpReply, type ParsedHttpEvent } from '#shared/middleware';
@@ -13,11 +12,7 @@ import { createJobStore, type Held, type JobRecord } from '#shared/jobs';
 import { sweep } from '#shared/sweep';
 import { createS3Client } from '#shared/storage';
 import { parseRequest } from '#shared/validation';
-import { auditAnswers } from './audit-answers.ts';
-import { auditJobs } from './audit-job.ts';
 import { downloadInvoice, type DownloadRequest } from './download-invoice.ts';
-import { erpUpdateInvoker } from './erp-invoke.ts';
-import { tellErp } from './tell-erp.ts';
 import { invoiceIndex } from './invoice-index.ts';
 import { ledgerJobs } from './ledger-job.ts';
 import { listInvoices } from './list-invoices.ts';
@@ -75,24 +70,36 @@ const ledgers = ledgerJobs({
 /** Time kept back from the invocation's remaining time to write records and answer. */
 const ANSWER_MARGIN_MS = 3_000;
 
-const erp = tellErp({
-  told: erpTold(new DynamoDBClient({}), config.INVOICES_TABLE),
-  jobs: { store: jobs, leaseSeconds: config.LEASE_SECONDS, policy: settings, waitMs: config.JOB_WAIT_MS },
-  sendNow: erpUpdateInvoker(config.ERP_UPDATE_FUNCTION),
-  // Links for the ERP last: the configured base, never a request's host (a sweep has none).
-  links: async () => ({ linkKey: await linkKey(), baseUrl: config.PUBLIC_BASE_URL ?? '' }),
+/** Built once, at first use: a module only some requests need is loaded then, not at every cold start. */
+const once = <T>(build: () => Promise<T>): (() => Promise<T>) => {
+  let built: Promise<T> | undefined;
+  return () => (built ??= build());
+};
+
+/** The ERP told by itself: only downloads that carry `erp` load it. */
+const erpChain = once(async () => {
+  const [{ tellErp }, { erpUpdateInvoker }, { erpTold }] = await Promise.all([import('./tell-erp.ts'), import('./erp-invoke.ts'), import('#shared/invoice-erp')]);
+  return tellErp({
+    told: erpTold(new DynamoDBClient({}), config.INVOICES_TABLE),
+    jobs: { store: jobs, leaseSeconds: config.LEASE_SECONDS, policy: settings, waitMs: config.JOB_WAIT_MS },
+    sendNow: erpUpdateInvoker(config.ERP_UPDATE_FUNCTION),
+    // Links for the ERP last: the configured base, never a request's host (a sweep has none).
+    links: async () => ({ linkKey: await linkKey(), baseUrl: config.PUBLIC_BASE_URL ?? '' }),
+  });
 });
 
-const audits = auditAnswers(
-  auditJobs({
+/** The integrity audit: loaded by its routes, its schedule and a sweep resuming it. */
+const audits = once(async () => {
+  const [{ auditAnswers }, { auditJobs }] = await Promise.all([import('./audit-answers.ts'), import('./audit-job.ts')]);
+  const jobsOfAudit = auditJobs({
     s3,
     bucket: config.BUCKET_NAME,
     index,
     jobs: { store: jobs, leaseSeconds: config.LEASE_SECONDS, policy: settings, waitMs: config.JOB_WAIT_MS },
     retention: retentionRule,
-  }),
-  { answerMarginMs: ANSWER_MARGIN_MS, apiBudgetMs: API_BUDGET_MS },
-);
+  });
+  return auditAnswers(jobsOfAudit, { answerMarginMs: ANSWER_MARGIN_MS, apiBudgetMs: API_BUDGET_MS });
+});
 
 async function answerDownload(input: unknown, context: Context, baseUrl: string, budgetMs: number, runId?: string): Promise<HttpReply> {
   const query = download.parse(input);
@@ -102,7 +109,7 @@ async function answerDownload(input: unknown, context: Context, baseUrl: string,
   const outcome = await download.run(query, { deadline, mode: 'request', runId });
   return replyOf(outcome, {
     done: async ({ invoice }, fromCache) => {
-      const told = query.erp ? { erp: await erp.tell(invoice, query.erp, deadline) } : {};
+      const told = query.erp ? { erp: await (await erpChain()).tell(invoice, query.erp, deadline) } : {};
       return { statusCode: 200, body: { ...(await presentInvoice(invoice, fromCache, links, query)), ...told } };
     },
     // The contract's 202: the work is kept and a sweep finishes it. Other reasons answer as the errors they are.
@@ -149,9 +156,12 @@ function baseUrlOf(event: ParsedHttpEvent): string {
 const sweepJobTimeoutMs = API_BUDGET_MS;
 
 /** A download job, or a ledger or an audit left to the sweep (its key says which). */
-function resumeJob(job: Held<JobRecord>, deadline: number) {
+async function resumeJob(job: Held<JobRecord>, deadline: number) {
   if (job.value.key.startsWith('ledger/')) return ledgers.resume(job, deadline, ledgers.parse);
-  if (job.value.key.startsWith('audit/')) return audits.jobs.resume(job, deadline, audits.jobs.parse);
+  if (job.value.key.startsWith('audit/')) {
+    const { jobs: auditJobsOf } = await audits();
+    return auditJobsOf.resume(job, deadline, auditJobsOf.parse);
+  }
   return resumeDownload(job, deadline);
 }
 
@@ -161,7 +171,7 @@ async function resumeDownload(job: Held<JobRecord>, deadline: number) {
   const request = job.value.request as DownloadRequest;
   if (state !== 'done' || !request.erp) return state;
   const archived = await download.archive.read(request.taxNum, request.invoiceNo);
-  if (archived) await erp.tell(archived.invoice, request.erp, deadline);
+  if (archived) await (await erpChain()).tell(archived.invoice, request.erp, deadline);
   return state;
 }
 
@@ -198,8 +208,8 @@ function answerHttp(event: ParsedHttpEvent, context: Context): Promise<HttpReply
   if (event.routeKey === 'GET /jobs') return listJobs(jobs, event.queryStringParameters);
   if (event.routeKey === 'GET /invoices') return answerInvoiceList(event);
   if (event.routeKey === 'GET /invoices/ledger') return answerLedger(event, context);
-  if (event.routeKey === 'POST /audits') return audits.answerAudit(event.body, context);
-  if (event.routeKey === 'GET /audits/latest') return audits.answerLatest();
+  if (event.routeKey === 'POST /audits') return audits().then((audit) => audit.answerAudit(event.body, context));
+  if (event.routeKey === 'GET /audits/latest') return audits().then((audit) => audit.answerLatest());
   if (event.requestContext.http.method === 'GET') return answerFileLink(event);
   return answerDownload(event.body, context, baseUrlOf(event), API_BUDGET_MS);
 }
@@ -219,7 +229,7 @@ export const handler = lambdaEntry(
   ),
   {
     // `{"action": "audit"}`: the schedule's integrity audit of the whole archive (docs/api.md, "Integrity audit").
-    audit: actionHandler((_event, context) => audits.runScheduled(context)),
+    audit: actionHandler(async (_event, context) => (await audits()).runScheduled(context)),
     // `{"action": "reindex", "cursor"?}`: index the invoices mirrored before the index (docs/api.md, "The archive").
     reindex: actionHandler((event, context) =>
       reindex(download.archive, index, {

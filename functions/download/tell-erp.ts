@@ -1,10 +1,9 @@
 import type { ErpTold } from '#shared/invoice-erp';
 import { jobLifecycle, type LifecycleSettings } from '#shared/job-lifecycle';
 import { logger } from '#shared/logger';
-import { identifierSchema } from '#shared/validation';
-import * as z from '#shared/zod';
 import { parseErpUpdateJob, type ErpUpdateJob } from '../erp-update/update-erp.ts';
 import type { StoredInvoice } from './archive.ts';
+import type { ErpBlock } from './erp-block.ts';
 import type { InvoiceMetadata } from './invoice-metadata.ts';
 import { durableLink } from './links.ts';
 import type { FileKind } from './mirror.ts';
@@ -16,15 +15,6 @@ import type { FileKind } from './mirror.ts';
  * limits), asked at once by an asynchronous invoke, else by its sweep. WDT is told once per (taxNum, invoiceNo,
  * erp.invoiceNo): the fact is kept on the invoice's index entry (shared/invoice-erp.ts).
  */
-
-export const erpBlockSchema = () =>
-  z.object({
-    // As POST /erp-update's invoiceNo: WDT's invoice_no, at most 20 characters.
-    invoiceNo: identifierSchema(20),
-    file: z._default(z.enum(['pdf', 'ofd', 'xml'], { error: "must be 'pdf', 'ofd' or 'xml'" }), 'pdf'),
-  });
-
-export type ErpBlock = z.output<ReturnType<typeof erpBlockSchema>>;
 
 export interface ErpAnswer {
   invoiceNo: string;
