@@ -137,7 +137,6 @@ function summaryOf(runs: AuditRun[], set: EntrySet) {
     peakRssBytes: median(mine.map((run) => run.peakRssBytes)),
     peaks: mine.map((run) => run.peakRssBytes),
     calls: mine.map((run) => `${run.runs.length} (${run.runs.filter((r) => r.statusCode === 202).length} × 202)`),
-    callMs: mine.flatMap((run) => run.runs.map((r) => r.ms)),
     sameRequests: requestCounts.every((counted) => counted === requestCounts[0]),
     requests,
     files,
@@ -172,7 +171,7 @@ function report(filled: FillMeasure, runs: AuditRun[]): string {
 Filled: ${count(filled.invoices)} invoices, ${count(filled.objects)} objects (${(filled.bytes / MB).toFixed(1)} MB) into s3rver and ${count(filled.invoices)} index entries into dynalite in ${(filled.ms / 1000).toFixed(1)} s (${filled.concurrency} invoices at a time; ${(filled.objects / (filled.ms / 1000)).toFixed(0)} objects/s).
 Audits: POST /audits {"taxNum"} through the download handler, each call with an API request's time (25 s, 3 s kept to answer), a 202 followed at once by the next call;
 one process per audit, NODE_OPTIONS=${DOWNLOAD_NODE_OPTIONS}; S3_CHECKSUMS=off, no Object Lock (local mode); ${AUDIT_RUNS === 1 ? 'one audit of each set' : `median of ${AUDIT_RUNS} audits of each set, interleaved`}.
-Requests counted as sent, from Node's diagnostics channels around the real clients (bench/request-counts.ts)${large.sameRequests && small.sameRequests ? '; every audit of a set sent the same requests' : '; THE AUDITS OF A SET SENT DIFFERENT REQUESTS: the first is shown'}.
+Requests counted as sent, from Node's diagnostics channels around the real clients (bench/request-counts.ts)${large.sameRequests && small.sameRequests ? '; every audit of a set sent the same requests' : '; the audits of a set sent different requests (the report\'s and the job\'s bookkeeping follow the calls): the first audit\'s are shown'}.
 
 | audit of | invoices | files | calls (202s) | wall s | invoices/s | peak RSS MB | peak RSS MB, each audit |
 |---|---|---|---|---|---|---|---|
