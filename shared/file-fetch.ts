@@ -1,4 +1,4 @@
-import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions } from 'node:dns';
+import type { LookupAddress, LookupAllOptions } from 'node:dns';
 import type { IncomingMessage } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
@@ -142,7 +142,8 @@ async function request(url: URL, exempt: boolean, signal: AbortSignal): Promise<
   // node:http only for plain-http links (local mode's sandboxes): importing it makes Node load its fetch (undici),
   // 15 ms of every cold start (npm run bench:cold); Jumdata's links are https.
   const get = url.protocol === 'https:' ? httpsGet : (await import('node:http')).get;
-  const lookup = exempt ? undefined : publicOnlyLookup;
+  // node:dns at the first fetch, not at cold start (npm run bench:cold).
+  const lookup = exempt ? undefined : publicOnlyLookup((await import('node:dns')).lookup);
   return new Promise((resolve, reject) => {
     const req = get(url, { signal, lookup, headers: { accept: '*/*', 'user-agent': 'einvoice-bridge' } }, resolve);
     req.on('error', (error: NodeJS.ErrnoException) => {
@@ -154,7 +155,7 @@ async function request(url: URL, exempt: boolean, signal: AbortSignal): Promise<
 }
 
 /** A DNS lookup that refuses, at connect time, any name that resolves to a non-public address. */
-const publicOnlyLookup: LookupFunction = (hostname, options, callback) => {
+const publicOnlyLookup = (dnsLookup: typeof import('node:dns').lookup): LookupFunction => (hostname, options, callback) => {
   dnsLookup(hostname, { ...options, all: true } as LookupAllOptions, (error, addresses: LookupAddress[]) => {
     if (error) return callback(error, '', 0);
     const refused = addresses.find((entry) => !isPublicAddress(entry.address));
