@@ -40,3 +40,9 @@ export function isOutOfTime(reason: unknown): boolean {
   if (reason instanceof TimeBudgetExhausted || reason instanceof UpstreamTimeoutError) return true;
   return reason instanceof RecordedError && ['TIME_BUDGET_EXHAUSTED', 'UPSTREAM_TIMEOUT'].includes(reason.response.body.error.code);
 }
+
+/** The 202 of a job that goes on in the background (a ledger, an audit): `Retry-After` while another holds it. */
+export function pendingReply(message: string, retryAfterSeconds?: number, extra: Record<string, unknown> = {}): HttpReply {
+  const headers = retryAfterSeconds === undefined ? undefined : { 'retry-after': String(retryAfterSeconds) };
+  return { statusCode: 202, headers, body: { ...extra, status: 'pending', message } };
+}

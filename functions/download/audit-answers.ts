@@ -1,7 +1,7 @@
 import type { Context } from 'aws-lambda';
 import { NotFoundError } from '#shared/errors';
 import type { HttpReply } from '#shared/middleware';
-import { isOutOfTime, replyOf } from '#shared/outcomes';
+import { isOutOfTime, pendingReply, replyOf } from '#shared/outcomes';
 import type { AuditReport, auditJobs } from './audit-job.ts';
 
 /**
@@ -17,15 +17,10 @@ export function auditAnswers(audits: Audits, budget: { answerMarginMs: number; a
     const request = audits.parse(body ?? {});
     const deadline = Date.now() + Math.min(context.getRemainingTimeInMillis(), budget.apiBudgetMs) - budget.answerMarginMs;
     const outcome = await audits.run(request, { deadline, mode: 'request' });
-    const pending = (message: string, retryAfterSeconds?: number): HttpReply => ({
-      statusCode: 202,
-      headers: retryAfterSeconds === undefined ? undefined : { 'retry-after': String(retryAfterSeconds) },
-      body: { status: 'pending', message },
-    });
     return replyOf(outcome, {
       done: async (summary) => ({ statusCode: 200, body: publicReport((await audits.report(summary.key))!) }),
-      pending: (reason) => (isOutOfTime(reason) ? pending('the audit goes on in the background; GET /audits/latest shows where it is') : undefined),
-      busy: (retryAfterSeconds) => pending('an audit of this scope is running', retryAfterSeconds),
+      pending: (reason) => (isOutOfTime(reason) ? pendingReply('the audit goes on in the background; GET /audits/latest shows where it is') : undefined),
+      busy: (retryAfterSeconds) => pendingReply('an audit of this scope is running', retryAfterSeconds),
     });
   }
 

@@ -5,7 +5,7 @@ import { ForbiddenError, NotFoundError } from '#shared/errors';
 import { parseAllowedHosts } from '#shared/file-fetch';
 import { listJobs } from '#shared/jobs-api';
 import { actionHandler, API_BUDGET_MS, batchHandler, httpHandler, lambdaEntry, sweepHandler, type HttpReply, type ParsedHttpEvent } from '#shared/middleware';
-import { replyOf, isOutOfTime } from '#shared/outcomes';
+import { isOutOfTime, pendingReply, replyOf } from '#shared/outcomes';
 import { createJumdataClient, type DownloadQuery } from '#shared/providers/jumdata';
 import { jumdataSecretSchema, linkKeySecretSchema, loadProviderSecret } from '#shared/secrets';
 import { createJobStore, type Held, type JobRecord } from '#shared/jobs';
@@ -113,17 +113,17 @@ async function answerDownload(input: unknown, context: Context, baseUrl: string,
       return { statusCode: 200, body: { ...(await presentInvoice(invoice, fromCache, links, query)), ...told } };
     },
     // The contract's 202: the work is kept and a sweep finishes it. Other reasons answer as the errors they are.
-    pending: (reason) => (isOutOfTime(reason) ? pendingReply(query, 'the files are still being mirrored; the work is kept and will be finished later') : undefined),
-    busy: (retryAfterSeconds) => pendingReply(query, 'another request is downloading this invoice', retryAfterSeconds),
+    pending: (reason) => (isOutOfTime(reason) ? downloadPending(query, 'the files are still being mirrored; the work is kept and will be finished later') : undefined),
+    busy: (retryAfterSeconds) => downloadPending(query, 'another request is downloading this invoice', retryAfterSeconds),
   });
 }
 
-function pendingReply(query: DownloadRequest, message: string, retryAfterSeconds?: number): HttpReply {
+function downloadPending(query: DownloadRequest, message: string, retryAfterSeconds?: number): HttpReply {
   const { taxNum, invoiceNo, issueDate } = query;
-  const headers = retryAfterSeconds === undefined ? undefined : { 'retry-after': String(retryAfterSeconds) };
   // The ERP is told once the files are safe: by the sweep that finishes them, if not by a request.
   const told = query.erp ? { erp: { invoiceNo: query.erp.invoiceNo, status: 'pending', message: 'WDT is told once the invoice is mirrored' } } : {};
-  return { statusCode: 202, headers, body: { taxNum, invoiceNo, issueDate, status: 'pending', message, ...told } };
+  const reply = pendingReply(message, retryAfterSeconds, { taxNum, invoiceNo, issueDate });
+  return { ...reply, body: { ...(reply.body as object), ...told } };
 }
 
 /** GET /files/{taxNum}/{invoiceNo}/{kind}?sig=...: a durable link, answered with a fresh presigned URL. */
@@ -183,18 +183,13 @@ async function answerLedger(event: ParsedHttpEvent, context: Context): Promise<H
   const request = ledgers.parse(event.queryStringParameters ?? {});
   const deadline = Date.now() + Math.min(context.getRemainingTimeInMillis(), API_BUDGET_MS) - ANSWER_MARGIN_MS;
   const outcome = await ledgers.run(request, { deadline, mode: 'request' });
-  const pending = (message: string, retryAfterSeconds?: number): HttpReply => ({
-    statusCode: 202,
-    headers: retryAfterSeconds === undefined ? undefined : { 'retry-after': String(retryAfterSeconds) },
-    body: { status: 'pending', message },
-  });
   return replyOf(outcome, {
     done: async ({ key, rows, totals, sha256 }) => {
       const { url, expiresAt } = await presignGet(s3, config.BUCKET_NAME, key, config.PRESIGNED_URL_SECONDS);
       return { statusCode: 303, headers: { location: url, 'cache-control': 'no-store' }, body: { rows, totals, url, expiresAt, key, sha256 } };
     },
-    pending: (reason) => (isOutOfTime(reason) ? pending('the ledger is being written; ask again in a minute') : undefined),
-    busy: (retryAfterSeconds) => pending('the ledger is being written by another request', retryAfterSeconds),
+    pending: (reason) => (isOutOfTime(reason) ? pendingReply('the ledger is being written; ask again in a minute') : undefined),
+    busy: (retryAfterSeconds) => pendingReply('the ledger is being written by another request', retryAfterSeconds),
   });
 }
 
