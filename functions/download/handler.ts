@@ -14,9 +14,6 @@ import { createS3Client } from '#shared/storage';
 import { parseRequest } from '#shared/validation';
 import { downloadInvoice, type DownloadRequest } from './download-invoice.ts';
 import { invoiceIndex } from './invoice-index.ts';
-import { ledgerJobs } from './ledger-job.ts';
-import { listInvoices } from './list-invoices.ts';
-import { reindex } from './reindex.ts';
 import { fileLinkSchema, isValidLinkSignature, presignGet } from './links.ts';
 import { presentInvoice } from './present.ts';
 
@@ -58,15 +55,6 @@ const download = downloadInvoice({
   checkCreditCode: config.TAX_NUM_CHECK === 'strict',
 });
 
-const ledgers = ledgerJobs({
-  s3,
-  bucket: config.BUCKET_NAME,
-  index,
-  jobs: { store: jobs, leaseSeconds: config.LEASE_SECONDS, policy: settings, waitMs: config.JOB_WAIT_MS },
-  // A ledger may be written by the sweep, with no request to take a host from.
-  links: async () => ({ linkKey: await linkKey(), baseUrl: config.PUBLIC_BASE_URL ?? '' }),
-});
-
 /** Time kept back from the invocation's remaining time to write records and answer. */
 const ANSWER_MARGIN_MS = 3_000;
 
@@ -75,6 +63,18 @@ const once = <T>(build: () => Promise<T>): (() => Promise<T>) => {
   let built: Promise<T> | undefined;
   return () => (built ??= build());
 };
+
+/** The 台账: loaded by its route and by a sweep writing one. */
+const ledgers = once(async () =>
+  (await import('./ledger-job.ts')).ledgerJobs({
+    s3,
+    bucket: config.BUCKET_NAME,
+    index,
+    jobs: { store: jobs, leaseSeconds: config.LEASE_SECONDS, policy: settings, waitMs: config.JOB_WAIT_MS },
+    // A ledger may be written by the sweep, with no request to take a host from.
+    links: async () => ({ linkKey: await linkKey(), baseUrl: config.PUBLIC_BASE_URL ?? '' }),
+  }),
+);
 
 /** The ERP told by itself: only downloads that carry `erp` load it. */
 const erpChain = once(async () => {
@@ -157,7 +157,10 @@ const sweepJobTimeoutMs = API_BUDGET_MS;
 
 /** A download job, or a ledger or an audit left to the sweep (its key says which). */
 async function resumeJob(job: Held<JobRecord>, deadline: number) {
-  if (job.value.key.startsWith('ledger/')) return ledgers.resume(job, deadline, ledgers.parse);
+  if (job.value.key.startsWith('ledger/')) {
+    const ledgerJobsOf = await ledgers();
+    return ledgerJobsOf.resume(job, deadline, ledgerJobsOf.parse);
+  }
   if (job.value.key.startsWith('audit/')) {
     const { jobs: auditJobsOf } = await audits();
     return auditJobsOf.resume(job, deadline, auditJobsOf.parse);
@@ -180,9 +183,10 @@ async function resumeDownload(job: Held<JobRecord>, deadline: number) {
  * written (here or by the sweep).
  */
 async function answerLedger(event: ParsedHttpEvent, context: Context): Promise<HttpReply> {
-  const request = ledgers.parse(event.queryStringParameters ?? {});
+  const ledgerJobsOf = await ledgers();
+  const request = ledgerJobsOf.parse(event.queryStringParameters ?? {});
   const deadline = Date.now() + Math.min(context.getRemainingTimeInMillis(), API_BUDGET_MS) - ANSWER_MARGIN_MS;
-  const outcome = await ledgers.run(request, { deadline, mode: 'request' });
+  const outcome = await ledgerJobsOf.run(request, { deadline, mode: 'request' });
   return replyOf(outcome, {
     done: async ({ key, rows, totals, sha256 }) => {
       const { url, expiresAt } = await presignGet(s3, config.BUCKET_NAME, key, config.PRESIGNED_URL_SECONDS);
@@ -196,6 +200,7 @@ async function answerLedger(event: ParsedHttpEvent, context: Context): Promise<H
 /** GET /invoices: a page of the archive's index. */
 async function answerInvoiceList(event: ParsedHttpEvent): Promise<HttpReply> {
   const links = async () => ({ linkKey: await linkKey(), baseUrl: baseUrlOf(event) });
+  const { listInvoices } = await import('./list-invoices.ts');
   return { statusCode: 200, body: await listInvoices(index, event.queryStringParameters ?? {}, links) };
 }
 
@@ -226,8 +231,8 @@ export const handler = lambdaEntry(
     // `{"action": "audit"}`: the schedule's integrity audit of the whole archive (docs/api.md, "Integrity audit").
     audit: actionHandler(async (_event, context) => (await audits()).runScheduled(context)),
     // `{"action": "reindex", "cursor"?}`: index the invoices mirrored before the index (docs/api.md, "The archive").
-    reindex: actionHandler((event, context) =>
-      reindex(download.archive, index, {
+    reindex: actionHandler(async (event, context) =>
+      (await import('./reindex.ts')).reindex(download.archive, index, {
         cursor: typeof event.cursor === 'string' ? event.cursor : undefined,
         deadline: Date.now() + context.getRemainingTimeInMillis(),
       }),

@@ -15,6 +15,10 @@ describe("the download function's cold-start graph", async () => {
 
   it.each([
     'functions/download/invoice-xml.ts',
+    // The archive's routes: GET /invoices, the 台账, the reindex.
+    'functions/download/list-invoices.ts',
+    'functions/download/ledger-job.ts',
+    'functions/download/reindex.ts',
     'functions/download/ledger.ts',
     'functions/download/xlsx-sheet.ts',
     'node_modules/fast-xml-parser/',
