@@ -58,6 +58,9 @@ const download = downloadInvoice({
 /** Time kept back from the invocation's remaining time to write records and answer. */
 const ANSWER_MARGIN_MS = 3_000;
 
+/** How the ledger, audit and ERP-update jobs this function records are leased and retried, as its downloads. */
+const lifecycle = { store: jobs, leaseSeconds: config.LEASE_SECONDS, policy: settings, waitMs: config.JOB_WAIT_MS };
+
 /** Built once, at first use: a module only some requests need is loaded then, not at every cold start. */
 const once = <T>(build: () => Promise<T>): (() => Promise<T>) => {
   let built: Promise<T> | undefined;
@@ -70,7 +73,7 @@ const ledgers = once(async () =>
     s3,
     bucket: config.BUCKET_NAME,
     index,
-    jobs: { store: jobs, leaseSeconds: config.LEASE_SECONDS, policy: settings, waitMs: config.JOB_WAIT_MS },
+    jobs: lifecycle,
     // A ledger may be written by the sweep, with no request to take a host from.
     links: async () => ({ linkKey: await linkKey(), baseUrl: config.PUBLIC_BASE_URL ?? '' }),
   }),
@@ -81,9 +84,9 @@ const erpChain = once(async () => {
   const [{ tellErp }, { erpUpdateInvoker }, { erpTold }] = await Promise.all([import('./tell-erp.ts'), import('./erp-invoke.ts'), import('#shared/invoice-erp')]);
   return tellErp({
     told: erpTold(new DynamoDBClient({}), config.INVOICES_TABLE),
-    jobs: { store: jobs, leaseSeconds: config.LEASE_SECONDS, policy: settings, waitMs: config.JOB_WAIT_MS },
+    jobs: lifecycle,
     sendNow: erpUpdateInvoker(config.ERP_UPDATE_FUNCTION),
-    // Links for the ERP last: the configured base, never a request's host (a sweep has none).
+    // The ERP's links are on the configured base, never a request's host (a sweep has none).
     links: async () => ({ linkKey: await linkKey(), baseUrl: config.PUBLIC_BASE_URL ?? '' }),
   });
 });
@@ -95,7 +98,7 @@ const audits = once(async () => {
     s3,
     bucket: config.BUCKET_NAME,
     index,
-    jobs: { store: jobs, leaseSeconds: config.LEASE_SECONDS, policy: settings, waitMs: config.JOB_WAIT_MS },
+    jobs: lifecycle,
     retention: retentionRule,
   });
   return auditAnswers(jobsOfAudit, { answerMarginMs: ANSWER_MARGIN_MS, apiBudgetMs: API_BUDGET_MS });
@@ -122,8 +125,7 @@ function downloadPending(query: DownloadRequest, message: string, retryAfterSeco
   const { taxNum, invoiceNo, issueDate } = query;
   // The ERP is told once the files are safe: by the sweep that finishes them, if not by a request.
   const told = query.erp ? { erp: { invoiceNo: query.erp.invoiceNo, status: 'pending', message: 'WDT is told once the invoice is mirrored' } } : {};
-  const reply = pendingReply(message, retryAfterSeconds, { taxNum, invoiceNo, issueDate });
-  return { ...reply, body: { ...(reply.body as object), ...told } };
+  return pendingReply(message, retryAfterSeconds, { taxNum, invoiceNo, issueDate, ...told });
 }
 
 /** GET /files/{taxNum}/{invoiceNo}/{kind}?sig=...: a durable link, answered with a fresh presigned URL. */
