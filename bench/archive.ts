@@ -6,7 +6,8 @@ import { promisify } from 'node:util';
 import type { LedgerFormat } from '../functions/download/ledger.ts';
 import { DOWNLOAD_NODE_OPTIONS } from '../functions/download/runtime-options.ts';
 import { startLocalDynamo } from '../local/dynamodb.ts';
-import { LOCAL_S3_CREDENTIALS, startLocalS3 } from '../local/s3.ts';
+import { startLocalS3 } from '../local/s3.ts';
+import { localDownloadEnv } from './local-download-env.ts';
 import type { EntrySet } from './archive-entries.ts';
 import type { FillMeasure, LedgerMeasure, ListingMeasure } from './archive-scenario.ts';
 import type { ServiceName } from './spans.ts';
@@ -46,22 +47,7 @@ const secretsFile = join(workDir, 'secrets.json');
 await writeFile(secretsFile, JSON.stringify({ linkKey: { key: 'b'.repeat(64) } }));
 
 /** The download function's environment in local mode, as bench/download.ts sets it; nothing here calls Jumdata. */
-const env = {
-  PATH: process.env.PATH,
-  AWS_REGION: 'cn-north-1',
-  AWS_ACCESS_KEY_ID: LOCAL_S3_CREDENTIALS.accessKeyId,
-  AWS_SECRET_ACCESS_KEY: LOCAL_S3_CREDENTIALS.secretAccessKey,
-  POWERTOOLS_LOG_LEVEL: 'ERROR',
-  LOCAL_SECRETS_FILE: secretsFile,
-  BUCKET_NAME: BUCKET,
-  S3_ENDPOINT: s3.endpoint,
-  JOBS_TABLE: jobsTableOf(0),
-  INVOICES_TABLE: 'invoices',
-  AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
-  JUMDATA_BASE_URL: 'http://127.0.0.1:9',
-  PUBLIC_BASE_URL: 'http://127.0.0.1:3000',
-  NODE_OPTIONS: DOWNLOAD_NODE_OPTIONS,
-};
+const env = localDownloadEnv({ s3Endpoint: s3.endpoint, dynamoEndpoint: dynamo.endpoint, secretsFile, bucket: BUCKET, jobsTable: jobsTableOf(0) });
 
 /** The entries of every set, written in a process of its own (bench/archive-scenario.ts says why). */
 function fill(sets: EntrySet[]): Promise<FillMeasure> {

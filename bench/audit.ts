@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { DOWNLOAD_NODE_OPTIONS } from '../functions/download/runtime-options.ts';
 import { startLocalDynamo } from '../local/dynamodb.ts';
-import { LOCAL_S3_CREDENTIALS, startLocalS3 } from '../local/s3.ts';
+import { startLocalS3 } from '../local/s3.ts';
+import { localDownloadEnv } from './local-download-env.ts';
 import type { EntrySet } from './archive-entries.ts';
 import type { AuditMeasure, FillMeasure } from './audit-scenario.ts';
 import type { ServiceName } from './spans.ts';
@@ -60,23 +61,7 @@ const services: ServiceName[] = [
  * The download function's environment in local mode, as bench/archive.ts sets it, with local mode's S3_CHECKSUMS=off
  * and no Object Lock (no retention to check). Nothing here calls Jumdata.
  */
-const env = {
-  PATH: process.env.PATH,
-  AWS_REGION: 'cn-north-1',
-  AWS_ACCESS_KEY_ID: LOCAL_S3_CREDENTIALS.accessKeyId,
-  AWS_SECRET_ACCESS_KEY: LOCAL_S3_CREDENTIALS.secretAccessKey,
-  POWERTOOLS_LOG_LEVEL: 'ERROR',
-  LOCAL_SECRETS_FILE: secretsFile,
-  BUCKET_NAME: BUCKET,
-  S3_ENDPOINT: s3.endpoint,
-  S3_CHECKSUMS: 'off',
-  JOBS_TABLE: jobsTableOf(0),
-  INVOICES_TABLE: 'invoices',
-  AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
-  JUMDATA_BASE_URL: 'http://127.0.0.1:9',
-  PUBLIC_BASE_URL: 'http://127.0.0.1:3000',
-  NODE_OPTIONS: DOWNLOAD_NODE_OPTIONS,
-};
+const env = localDownloadEnv({ s3Endpoint: s3.endpoint, dynamoEndpoint: dynamo.endpoint, secretsFile, bucket: BUCKET, jobsTable: jobsTableOf(0) });
 
 async function runScenario<T>(input: object, changes: Record<string, string> = {}): Promise<T> {
   const { stdout } = await promisify(execFile)(

@@ -6,10 +6,11 @@ import { promisify } from 'node:util';
 import { UPLOAD_SETTINGS } from '../functions/download/mirror.ts';
 import { DOWNLOAD_NODE_OPTIONS } from '../functions/download/runtime-options.ts';
 import { startLocalDynamo } from '../local/dynamodb.ts';
-import { LOCAL_S3_CREDENTIALS, startLocalS3 } from '../local/s3.ts';
+import { startLocalS3 } from '../local/s3.ts';
 import { JUMDATA_SANDBOX_CREDENTIALS, startJumdataSandbox } from '../local/sandboxes/jumdata.ts';
 import { criticalPath, describeChain, type Span } from './critical-path.ts';
 import type { ServiceName } from './spans.ts';
+import { localDownloadEnv } from './local-download-env.ts';
 
 /**
  * `npm run bench`: mirrors invoices through the real download handler, against the Jumdata sandbox and the
@@ -73,26 +74,11 @@ for (const size of SIZES) {
     const input = { mode, invoiceNos, taxNum: TAX_NUM, fileHostUrl: jumdata.url, s3Endpoint: s3.endpoint, bucket: BUCKET, services };
     // Only these variables: no OBJECT_LOCK_YEARS, so Object Lock is off (the default).
     const env = {
-      PATH: process.env.PATH,
-      AWS_REGION: 'cn-north-1',
-      AWS_ACCESS_KEY_ID: LOCAL_S3_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: LOCAL_S3_CREDENTIALS.secretAccessKey,
-      POWERTOOLS_LOG_LEVEL: 'ERROR',
-      LOCAL_SECRETS_FILE: secretsFile,
-      BUCKET_NAME: BUCKET,
-      S3_ENDPOINT: s3.endpoint,
-      // As local mode: the embedded S3 cannot take checksummed streamed uploads.
-      S3_CHECKSUMS: 'off',
-      JOBS_TABLE: 'jobs',
-      INVOICES_TABLE: 'invoices',
-      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+      ...localDownloadEnv({ s3Endpoint: s3.endpoint, dynamoEndpoint: dynamo.endpoint, secretsFile, bucket: BUCKET, jobsTable: 'jobs' }),
       JUMDATA_BASE_URL: jumdata.url,
       MIRROR_ALLOWED_HOSTS: jumdata.fileHost,
       MIRROR_MAX_FILE_BYTES: String(200 * MB),
       MIRROR_FILE_TIMEOUT_MS: '300000',
-      PUBLIC_BASE_URL: 'http://127.0.0.1:3000',
-      // The deployed function's options, for the handler and the baseline alike.
-      NODE_OPTIONS: DOWNLOAD_NODE_OPTIONS,
     };
     process.stderr.write(`${mode}, 3 × ${size / MB} MB, ${count} invoices ...\n`);
     const { stdout } = await promisify(execFile)(
