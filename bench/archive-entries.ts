@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Direction } from '#shared/providers/jumdata';
 import type { InvoiceEntry } from '../functions/download/invoice-entry.ts';
 import type { InvoiceItem } from '../functions/download/invoice-metadata.ts';
-import type { FileKind, MirroredFile } from '../functions/download/mirror.ts';
+import type { FileKind, MirroredFile } from '../functions/download/invoice-files.ts';
 
 /**
  * Index entries as mirroring writes them (functions/download/archive.ts), for the archive bench: one taxpayer, one

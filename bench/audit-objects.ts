@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { invoiceRecordKey } from '../functions/download/archive.ts';
 import type { InvoiceEntry } from '../functions/download/invoice-entry.ts';
-import { FILE_KINDS, type FileKind, type MirroredFile } from '../functions/download/mirror.ts';
+import { FILE_KINDS, type FileKind, type MirroredFile } from '../functions/download/invoice-files.ts';
 import { entriesOf, type EntrySet } from './archive-entries.ts';
 
 /**

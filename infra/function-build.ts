@@ -50,16 +50,24 @@ export function buildFunction(entry: string, outdir: string): Metafile {
 /** The files Node reads at cold start: index.mjs and every chunk it imports statically, not those behind import(). */
 export function coldStartFiles(metafile: Metafile): string[] {
   // Chunks are named [name]-[hash]: the only index.mjs is the entry's.
-  const entry = Object.keys(metafile.outputs).find((file) => basename(file) === 'index.mjs')!;
+  return staticallyImported(metafile, [Object.keys(metafile.outputs).find((file) => basename(file) === 'index.mjs')!]);
+}
+
+/** `roots` and every output file they import statically, transitively. */
+export function staticallyImported(metafile: Metafile, roots: string[]): string[] {
   const seen = new Set<string>();
   const visit = (file: string) => {
     if (seen.has(file)) return;
     seen.add(file);
     for (const imported of metafile.outputs[file]!.imports) if (imported.kind === 'import-statement' && !imported.external) visit(imported.path);
   };
-  visit(entry);
+  roots.forEach(visit);
   return [...seen];
 }
+
+/** The chunk esbuild made for a module the function loads with import(), e.g. `functions/download/mirror-attempt.ts`. */
+export const chunkOf = (metafile: Metafile, module: string) =>
+  Object.keys(metafile.outputs).find((file) => metafile.outputs[file]!.entryPoint === module && file.endsWith('.mjs'))!;
 
 export const coldStartBytes = (metafile: Metafile) =>
   coldStartFiles(metafile).reduce((sum, file) => sum + metafile.outputs[file]!.bytes, 0);

@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
 import ipaddr from 'ipaddr.js';
+import type { FileFetchPolicy } from '#shared/fetch-policy';
 
 /**
  * Opens a provider's file link without letting the link reach anything it should not: https only, public unicast
@@ -10,13 +11,6 @@ import ipaddr from 'ipaddr.js';
  * rules, a deadline and a size cap. Hosts named in `allowedHosts` (local mode's file host) may use http and private
  * addresses.
  */
-
-export interface FileFetchPolicy {
-  /** `host` or `host:port`, lower case. */
-  allowedHosts: ReadonlySet<string>;
-  maxBytes: number;
-  maxRedirects: number;
-}
 
 export type FileFetchFailure =
   | 'refused_url'
@@ -58,15 +52,6 @@ export interface OpenedFile {
   /** The declared length, when the server sent one. */
   contentLength?: number;
   url: URL;
-}
-
-export function parseAllowedHosts(setting: string): Set<string> {
-  return new Set(
-    setting
-      .split(',')
-      .map((host) => host.trim().toLowerCase())
-      .filter(Boolean),
-  );
 }
 
 /** Opens `link`, following redirects; the caller reads the body and must respect `signal` for the whole transfer. */

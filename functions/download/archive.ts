@@ -1,20 +1,20 @@
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, NotFound, S3ServiceException, type S3Client } from '@aws-sdk/client-s3';
-import type { FileFetchPolicy } from '#shared/file-fetch';
+import type { FileFetchPolicy } from '#shared/fetch-policy';
 import { logger } from '#shared/logger';
 import { countMirroredInvoice } from '#shared/metrics';
-import { invoiceSummary, type DownloadQuery, type JumdataInvoice } from '#shared/providers/jumdata';
+import type { DownloadQuery, JumdataInvoice } from '#shared/providers/jumdata';
 import { JsonStore } from '#shared/storage';
-import { UpstreamUnavailableError } from '#shared/errors';
-import { invoiceMetadata, type InvoiceChecks, type InvoiceMetadata, type JumdataSummary } from './invoice-metadata.ts';
+import type { InvoiceChecks, InvoiceMetadata, JumdataSummary } from './invoice-metadata.ts';
 import type { InvoiceEntry } from './invoice-entry.ts';
 import type { InvoiceIndex } from './invoice-index.ts';
 import type { InvoiceXmlReading } from './invoice-xml.ts';
-import { FILE_KINDS, KeptBytes, mirrorInvoiceFiles, objectNameOf, type FileKind, type MirroredFile } from './mirror.ts';
-import { lockObjects, ObjectLockError, retainUntilOf, type LockableObject, type RetentionRule } from './retention.ts';
+import type { KeptBytes } from './mirror.ts';
+import { FILE_KINDS, objectNameOf, type FileKind, type MirroredFile } from './invoice-files.ts';
+import type { LockableObject, RetentionRule } from './retention.ts';
 
 /**
- * The archive: every S3 call on an invoice's objects goes through here (mirror.ts streams the files and
- * retention.ts locks them, for this module alone). An invoice is its files and, written last, `invoice.json`: the
+ * The archive: every S3 call on an invoice's objects goes through here or through archive-stage.ts, its half that
+ * stores a new invoice (mirror.ts streams the files and retention.ts locks them, for it alone). An invoice is its files and, written last, `invoice.json`: the
  * record that it is completely mirrored. Whatever has an invoice.json is never fetched from Jumdata again.
  *
  *   invoices/{taxNum}/{invoiceNo}/pdf.pdf | ofd.zip | xml.zip    the files, named by what their bytes are
@@ -59,7 +59,7 @@ export interface ArchivedInvoice {
 }
 
 /** Versions of an attempt's files under Object Lock, and until when. */
-interface LockedFiles {
+export interface LockedFiles {
   locked: readonly LockableObject[];
   retainUntil: Date;
 }
@@ -85,32 +85,10 @@ export function invoiceArchive(settings: ArchiveSettings) {
 
   /**
    * Stores an invoice's files from Jumdata's answer, and locks them (Object Lock): everything but invoice.json,
-   * which `commit` writes. On failure, no file is left, except versions already locked (logged).
+   * which `commit` writes. Loaded at the first invoice this instance mirrors, not at cold start (archive-stage.ts).
    */
   async function stage(query: DownloadQuery, answer: JumdataInvoice, signal: AbortSignal): Promise<ArchivedInvoice> {
-    const prefix = invoicePrefix(query.taxNum, query.invoiceNo);
-    const { policy, fileTimeoutMs } = settings;
-    // The XML is kept in memory as it streams by (up to a cap), and read once the three files are stored.
-    const keep = new KeptBytes('xml', MAX_XML_ZIP_BYTES);
-    const files = await mirrorInvoiceFiles(answer.files, { s3, bucket, prefix, invoiceNo: query.invoiceNo, policy, fileTimeoutMs, signal, keep, checksums: settings.checksums });
-    const reading = await readXml(keep, query);
-    // Files of another invoice or taxpayer are not this invoice's originals: nothing is kept, before any lock.
-    const wrong = wrongInvoice(reading, query);
-    if (wrong) {
-      await remove(files);
-      throw wrong;
-    }
-    const invoice: MirroredInvoice = {
-      ...query,
-      mirroredAt: new Date().toISOString(),
-      invoice: invoiceMetadata(reading.invoice, invoiceSummary(answer.fields), answer.fields, query.invoiceNo),
-      checks: reading.checks,
-      jumdata: { taskNo: answer.taskNo, charged: answer.charged, fields: answer.fields },
-      files,
-    };
-    // Retention by law counts from the XML's issue date (the request's where the XML could not be read).
-    const locked = await lockOrRemove(files, entryOf(invoice).issueDate);
-    return { invoice, staged: { record: invoice, locked } };
+    return (await import('./archive-stage.ts')).stageInvoice({ settings, remove }, query, answer, signal);
   }
 
   /**
@@ -130,21 +108,6 @@ export function invoiceArchive(settings: ArchiveSettings) {
     countMirroredInvoice(Object.values(record.files).reduce((bytes, file) => bytes + file.bytes, 0));
     await settings.index.add(entryOf(record));
     logger.info('invoice mirrored', { taxNum: record.taxNum, invoiceNo: record.invoiceNo, taskNo: record.jumdata.taskNo });
-  }
-
-  /**
-   * Locks the files before invoice.json exists: an invoice is only ever complete with its files locked. A refusal
-   * removes the files; whatever got locked before it stays (and is logged).
-   */
-  async function lockOrRemove(files: Record<FileKind, MirroredFile>, issueDate: string): Promise<LockedFiles | undefined> {
-    if (settings.retention === undefined) return undefined;
-    try {
-      const retainUntil = await lockObjects(s3, bucket, Object.values(files), retainUntilOf(settings.retention, issueDate));
-      return { locked: Object.values(files), retainUntil };
-    } catch (error) {
-      await remove(files, error instanceof ObjectLockError ? error : undefined);
-      throw error;
-    }
   }
 
   /**
@@ -228,7 +191,7 @@ export function entryOf(record: MirroredInvoice): InvoiceEntry {
 }
 
 /** The xml slot's zip is read in memory up to this size; a larger one is kept, marked unreadable. */
-const MAX_XML_ZIP_BYTES = 10 * 1024 * 1024;
+export const MAX_XML_ZIP_BYTES = 10 * 1024 * 1024;
 
 /** What the XML says, read from the kept bytes. The reader is loaded at the first mirror, not at cold start. */
 export async function readXml(keep: Pick<KeptBytes, 'bytes'>, query: DownloadQuery): Promise<InvoiceXmlReading> {
@@ -239,24 +202,4 @@ export async function readXml(keep: Pick<KeptBytes, 'bytes'>, query: DownloadQue
   }
   const { readInvoiceXml } = await import('./invoice-xml.ts');
   return readInvoiceXml(bytes, query);
-}
-
-/** The XML names another invoice, or a party other than the request's taxpayer: Jumdata's files are not this invoice. */
-function wrongInvoice({ invoice, checks }: InvoiceXmlReading, query: DownloadQuery): WrongInvoiceError | undefined {
-  if (!invoice || !checks.xmlRead) return undefined;
-  if (!checks.numberMatches) return new WrongInvoiceError(`the invoice's XML names invoice ${invoice.number}, not ${query.invoiceNo}`);
-  if (checks.partyMatches) return undefined;
-  const role = query.direction === 'sales' ? 'seller (sales)' : 'buyer (purchase)';
-  return new WrongInvoiceError(
-    `the invoice's XML names seller ${invoice.seller.taxNum} and buyer ${invoice.buyer.taxNum}: ${query.taxNum} is not its ${role}`,
-  );
-}
-
-/** Jumdata's files are another invoice's (502); asking again would get them again, so the job fails for a person. */
-export class WrongInvoiceError extends UpstreamUnavailableError {
-  readonly retryable = false;
-  constructor(reason: string) {
-    super('jumdata', `${reason}; nothing was stored`);
-    this.name = 'WrongInvoiceError';
-  }
 }

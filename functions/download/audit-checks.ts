@@ -12,7 +12,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { invoicePrefix, invoiceRecordKey } from './archive.ts';
 import type { InvoiceEntry } from './invoice-entry.ts';
-import { FILE_KINDS, type FileKind, type MirroredFile } from './mirror.ts';
+import { FILE_KINDS, type FileKind, type MirroredFile } from './invoice-files.ts';
 import { retainUntilOf, type RetentionRule } from './retention.ts';
 
 /**

@@ -1,9 +1,10 @@
 import { LinksExpiredError, TimeBudgetExhausted } from '#shared/errors';
-import { checkLink, type FileFetchPolicy } from '#shared/file-fetch';
+import { checkLink } from '#shared/file-fetch';
+import { type FileFetchPolicy } from '#shared/fetch-policy';
 import type { Attempt } from '#shared/job-lifecycle';
 import { logger } from '#shared/logger';
 import type { DownloadQuery, JumdataClient, JumdataInvoice } from '#shared/providers/jumdata';
-import type { KeptAnswer } from './work.ts';
+import { LINK_LIFETIME_MS, type KeptAnswer } from './work.ts';
 
 /**
  * The billing guard: Jumdata bills every call, so its answer for an invoice is bought once and kept in the job's
@@ -17,14 +18,6 @@ export interface BuyingSettings {
   jumdataTimeoutMs: number;
   policy: FileFetchPolicy;
 }
-
-/** Jumdata's links live about a month; an answer older than this is not used to fetch files. */
-const LINK_LIFETIME_MS = 29 * 24 * 3600 * 1000;
-/** The last attempt with kept links is due at least this long before they are no longer used. */
-const LINK_SAFETY_MS = 6 * 3600 * 1000;
-
-/** When the last attempt with the kept links must be due. */
-export const linksUsableUntil = (kept: NonNullable<KeptAnswer['jumdata']>) => Date.parse(kept.fetchedAt) + LINK_LIFETIME_MS - LINK_SAFETY_MS;
 
 /** The answer to mirror from, and the write that keeps it when it was just bought (the files need not wait for it). */
 export async function answerOnce(

@@ -1,7 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import { LinksExpiredError, TimeBudgetExhausted, UpstreamTimeoutError, UpstreamUnavailableError } from '#shared/errors';
-import { FileFetchError, LinkGoneError, type FileFetchPolicy } from '#shared/file-fetch';
-import { jobLifecycle, type Attempt } from '#shared/job-lifecycle';
+import type { FileFetchPolicy } from '#shared/fetch-policy';
+import { jobLifecycle } from '#shared/job-lifecycle';
 import type { JobStore } from '#shared/jobs';
 import type { DownloadQuery, JumdataClient } from '#shared/providers/jumdata';
 import type { RetryPolicy } from '#shared/retry-policy';
@@ -9,8 +8,7 @@ import { issueDateSchema, parseRequest, taxNumSchema } from '#shared/validation'
 import * as z from '#shared/zod';
 import { invoiceArchive, type ArchivedInvoice } from './archive.ts';
 import type { InvoiceIndex } from './invoice-index.ts';
-import { answerOnce, linksUsableUntil } from './buy-answer.ts';
-import { downloadJobKey, type KeptAnswer } from './work.ts';
+import { downloadJobKey, linksUsableUntil, type KeptAnswer } from './work.ts';
 import type { RetentionRule } from './retention.ts';
 import { erpBlockSchema, type ErpBlock } from './erp-block.ts';
 
@@ -73,58 +71,14 @@ export function downloadInvoice(deps: DownloadDeps) {
   const archive = invoiceArchive(deps);
   const lifecycle = { store: deps.jobs, leaseSeconds: deps.leaseSeconds, policy: deps.retryPolicy, waitMs: deps.waitMs ?? 3_000 };
 
-  async function mirrorOnce(request: DownloadRequest, job: Attempt<KeptAnswer>): Promise<ArchivedInvoice> {
-    const query = queryOf(request);
-    const budget = new AbortController();
-    const timer = setTimeout(() => budget.abort(new TimeBudgetExhausted()), Math.max(0, job.deadline - Date.now()));
-    try {
-      const [bought, cleaned] = await Promise.allSettled([answerOnce(query, job, deps), job.afterDeadAttempt ? archive.removeLeftovers(query) : undefined]);
-      if (bought.status === 'rejected') throw bought.reason;
-      if (cleaned.status === 'rejected') throw cleaned.reason;
-      // The answer is kept while the files stream; a failure is judged on the record as kept (asJobError).
-      const [archived] = await Promise.allSettled([archive.stage(query, bought.value.answer, budget.signal), bought.value.kept]);
-      if (archived.status === 'rejected') throw archived.reason;
-      return archived.value;
-    } catch (error) {
-      throw await asJobError(error, job);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
   const jobs = jobLifecycle<DownloadRequest, ArchivedInvoice, KeptAnswer>(lifecycle, {
     fn: 'download',
     keyOf: downloadJobKey,
     find: (query) => archive.read(query.taxNum, query.invoiceNo),
-    attempt: mirrorOnce,
+    // The attempt (Jumdata's call, the fetcher, the upload) is loaded at the first invoice this instance mirrors.
+    attempt: async (request, job) => (await import('./mirror-attempt.ts')).mirrorOnce(deps, archive, queryOf(request), job),
     commit: (archived) => archive.commit(archived),
     dueBy: (kept) => (kept.jumdata ? linksUsableUntil(kept.jumdata) : undefined),
   });
   return { ...jobs, parse: (input: unknown): DownloadRequest => parseRequest(schema, input), archive };
-}
-
-/**
- * A file that could not be mirrored, in the job's terms: a file host too slow is a timeout; links the host says are
- * gone are marked so in the record (the next API request buys new ones; a sweep records them expired); anything
- * else is the provider's file failing, retryable as the fetch said.
- */
-async function asJobError(error: unknown, job: Attempt<KeptAnswer>): Promise<unknown> {
-  if (!(error instanceof FileFetchError)) return error;
-  if (error.reason === 'timeout') return new UpstreamTimeoutError('jumdata', 0, `the invoice file host was too slow: ${error.message}`);
-  if (!(error instanceof LinkGoneError)) return new FileUnavailableError(error.message, error.retryable);
-  const kept = job.kept.jumdata;
-  if (kept) await job.keep({ jumdata: { ...kept, linksGone: true } }).catch(() => undefined); // the failure's own write follows
-  if (job.mode === 'sweep') return new LinksExpiredError(`the file links Jumdata was paid for are gone (${error.message})`);
-  return new FileUnavailableError(error.message, true);
-}
-
-/** A file link that could not be mirrored, as the API reports it (502), saying whether the job may try again. */
-class FileUnavailableError extends UpstreamUnavailableError {
-  constructor(
-    reason: string,
-    readonly retryable: boolean,
-  ) {
-    super('jumdata', `an invoice file could not be mirrored: ${reason}`);
-    this.name = 'FileUnavailableError';
-  }
 }

@@ -1,6 +1,6 @@
 import type { Direction } from '#shared/providers/jumdata';
 import type { InvoiceChecks, InvoiceMetadata, JumdataSummary } from './invoice-metadata.ts';
-import type { FileKind, MirroredFile } from './mirror.ts';
+import type { FileKind, MirroredFile } from './invoice-files.ts';
 
 /**
  * One mirrored invoice as the archive's index holds it (DynamoDB): what GET /invoices lists and the ledger totals,

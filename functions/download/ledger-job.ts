@@ -7,7 +7,7 @@ import type { InvoiceEntry } from './invoice-entry.ts';
 import type { InvoiceIndex } from './invoice-index.ts';
 import type { LedgerResult } from './ledger.ts';
 import { durableLink } from './links.ts';
-import type { FileKind } from './mirror.ts';
+import type { FileKind } from './invoice-files.ts';
 
 /**
  * GET /invoices/ledger as a job: the 台账 of one direction for a period, written to S3 under `ledgers/` from the

@@ -8,7 +8,8 @@ import { logger } from '#shared/logger';
 import type { InvoiceEntry } from './invoice-entry.ts';
 import type { InvoiceMetadata } from './invoice-metadata.ts';
 import { formatCents, toCents } from './invoice-xml.ts';
-import { FILE_KINDS, UPLOAD_SETTINGS, type FileKind } from './mirror.ts';
+import { UPLOAD_SETTINGS } from './mirror.ts';
+import { FILE_KINDS, type FileKind } from './invoice-files.ts';
 import { XLSX_CONTENT_TYPE, xlsxBytes, type SheetCell, type SheetRow } from './xlsx-sheet.ts';
 
 /**

@@ -5,7 +5,7 @@ import * as z from '#shared/zod';
 import type { InvoiceEntry } from './invoice-entry.ts';
 import type { InvoiceIndex } from './invoice-index.ts';
 import { durableLink } from './links.ts';
-import { FILE_KINDS } from './mirror.ts';
+import { FILE_KINDS } from './invoice-files.ts';
 
 /**
  * GET /invoices?taxNum=…&from=YYYY-MM-DD&to=YYYY-MM-DD[&direction][&limit][&cursor]: a taxpayer's mirrored invoices

@@ -2,7 +2,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { DownloadQuery } from '#shared/providers/jumdata';
 import type { StoredInvoice } from './archive.ts';
 import { durableLink, presignGet } from './links.ts';
-import { FILE_KINDS } from './mirror.ts';
+import { FILE_KINDS } from './invoice-files.ts';
 
 export interface LinkSettings {
   s3: S3Client;

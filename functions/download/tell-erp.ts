@@ -6,7 +6,7 @@ import type { StoredInvoice } from './archive.ts';
 import type { ErpBlock } from './erp-block.ts';
 import type { InvoiceMetadata } from './invoice-metadata.ts';
 import { durableLink } from './links.ts';
-import type { FileKind } from './mirror.ts';
+import type { FileKind } from './invoice-files.ts';
 
 /**
  * The ERP told by itself: a download that carries `erp` has 旺店通 learn, once the invoice is mirrored, what

@@ -18,3 +18,11 @@ export interface DownloadWork extends JobRecord, KeptAnswer {
 }
 
 export const downloadJobKey = (query: Pick<DownloadQuery, 'taxNum' | 'invoiceNo'>) => `${query.taxNum}/${query.invoiceNo}`;
+
+/** Jumdata's links live about a month; an answer older than this is not used to fetch files. */
+export const LINK_LIFETIME_MS = 29 * 24 * 3600 * 1000;
+/** The last attempt with kept links is due at least this long before they are no longer used. */
+const LINK_SAFETY_MS = 6 * 3600 * 1000;
+
+/** When the last attempt with the kept links must be due. */
+export const linksUsableUntil = (kept: NonNullable<KeptAnswer['jumdata']>) => Date.parse(kept.fetchedAt) + LINK_LIFETIME_MS - LINK_SAFETY_MS;

@@ -6,7 +6,8 @@ import { buildFunction, coldStartFiles, functionEntry } from '../../infra/functi
 
 /**
  * What a function's cold start reads: index.mjs and the chunks it imports statically. The archive's XML reader and
- * ledger writers (and their libraries) must stay behind import(), read at their first use only.
+ * ledger writers (and their libraries), and the work of mirroring a new invoice, must stay behind import(), read at
+ * their first use only.
  */
 describe("the download function's cold-start graph", async () => {
   const metafile = buildFunction(functionEntry('download'), await mkdtemp(join(tmpdir(), 'graph-')));
@@ -30,6 +31,16 @@ describe("the download function's cold-start graph", async () => {
     // Only the audit's routes, schedule and sweep.
     'functions/download/audit-job.ts',
     'functions/download/audit-checks.ts',
+    // Mirroring a new invoice: Jumdata's answer bought or reused, the fetcher and its address checks, the upload and
+    // the lock. A cold start that answers a link, a mirrored invoice or a sweep with nothing due does without them.
+    'functions/download/mirror-attempt.ts',
+    'functions/download/buy-answer.ts',
+    'functions/download/archive-stage.ts',
+    'functions/download/mirror.ts',
+    'functions/download/retention.ts',
+    'shared/file-fetch.ts',
+    'node_modules/ipaddr.js/',
+    'node_modules/@aws-sdk/lib-storage/',
   ])('leaves %s out of it', (input) => {
     const everywhere = inputsOf(Object.keys(metafile.outputs));
     expect(everywhere.some((name) => name.includes(input))).toBe(true);

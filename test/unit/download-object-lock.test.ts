@@ -12,7 +12,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-vitest/extend';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi, type MockInstance } from 'vitest';
-import { parseAllowedHosts } from '#shared/file-fetch';
+import { parseAllowedHosts } from '#shared/fetch-policy';
 import { JobStore } from '#shared/jobs';
 import { logger } from '#shared/logger';
 import { createJumdataClient, type DownloadQuery } from '#shared/providers/jumdata';

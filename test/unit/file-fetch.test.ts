@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FileFetchError, isPublicAddress, openFile, parseAllowedHosts, type FileFetchPolicy } from '#shared/file-fetch';
+import { FileFetchError, isPublicAddress, openFile } from '#shared/file-fetch';
+import { parseAllowedHosts, type FileFetchPolicy } from '#shared/fetch-policy';
 import { listen } from '../helpers/servers.ts';
 
 let host: Awaited<ReturnType<typeof listen>>;

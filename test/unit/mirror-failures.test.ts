@@ -10,7 +10,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-vitest/extend';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { parseAllowedHosts } from '#shared/file-fetch';
+import { parseAllowedHosts } from '#shared/fetch-policy';
 import { logger } from '#shared/logger';
 import { mirrorInvoiceFiles } from '../../functions/download/mirror.ts';
 import { listen } from '../helpers/servers.ts';
