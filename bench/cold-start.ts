@@ -15,7 +15,8 @@ import { buildFunction, chunkOf, coldStartBytes, coldStartFiles, functionEntry, 
  * Node 24 process takes to import each, the cold-start work Lambda does before the first invocation.
  */
 
-const SAMPLES = 21;
+// This machine's import times vary by ±20 % from one process to the next: 41 pairs keep the medians steady.
+const SAMPLES = 41;
 const WARM_UPS = 2;
 /** The target: a function imports in at most this many times its bare bundle's time. */
 const TARGET_RATIO = 1.2;
@@ -130,6 +131,20 @@ console.log(JSON.stringify(performance.now() - started));`;
 }
 
 /**
+ * BENCH_INSTRUCTIONS=1 (needs valgrind): the instructions one import executes, counted by callgrind with V8 on one
+ * thread. Unlike time, the count repeats to within 0.1 % whatever else the machine does; an import of an empty module
+ * is subtracted, so that Node's own start-up is not counted.
+ */
+const COUNT_INSTRUCTIONS = process.env.BENCH_INSTRUCTIONS === '1';
+
+async function instructions(file: string, environment: Record<string, string>): Promise<number> {
+  const script = `await import(${JSON.stringify(pathToFileURL(file).href)});`;
+  const args = ['--tool=callgrind', '--callgrind-out-file=/dev/null', node, '--single-threaded', '--input-type=module', '--eval', script];
+  const { stderr } = await run('valgrind', args, { env: environment, timeout: 300_000 });
+  return Number(/Collected : (\d+)/.exec(stderr)![1]);
+}
+
+/**
  * What a later first use adds to a cold start: a fresh process imports the bundle, then the chunks of `modules`;
  * returns how long the second import took. The chunks' static imports already loaded cost nothing again.
  */
@@ -153,6 +168,8 @@ function firstUseChunks(built: ReturnType<typeof bundle>, modules: string[]) {
   return { files: roots.map((root) => join(built.outdir, basename(dirname(root)) === 'chunks' ? 'chunks' : '', basename(root))), bytes, count: added.length };
 }
 
+const quantile = (values: number[], q: number) => values.toSorted((a, b) => a - b)[Math.floor(q * (values.length - 1))]!;
+
 const median = (values: number[]) => {
   const sorted = values.toSorted((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
@@ -161,6 +178,7 @@ const median = (values: number[]) => {
 
 const rows: string[] = [];
 const firstUses: string[] = [];
+const counts: string[] = [];
 try {
   for (const fn of FUNCTIONS) {
     process.stderr.write(`${fn.name}: bundling and importing ${WARM_UPS} + ${SAMPLES} times each ...\n`);
@@ -188,11 +206,21 @@ try {
         `${fn.name}: ${fn.firstUse.what} after a cold start loads ${chunks.count} more files (${chunks.bytes.toLocaleString('en-US')} bytes) in ${median(ms).toFixed(1)} ms, not counted in its import ms above.`,
       );
     }
+    if (COUNT_INSTRUCTIONS) {
+      const emptyModule = join(workDir, 'empty.mjs');
+      await writeFile(emptyModule, 'export {};');
+      const [own, sdkOnly, nothing] = [await instructions(handler.file, fn.environment), await instructions(bare.file, fn.environment), await instructions(emptyModule, fn.environment)];
+      const ratio = (own - nothing) / (sdkOnly - nothing);
+      counts.push(`${fn.name}: ${((own - nothing) / 1e6).toFixed(1)} M instructions to import, the bare import ${((sdkOnly - nothing) / 1e6).toFixed(1)} M: ratio ${ratio.toFixed(3)}.`);
+    }
     const handlerMs = median(times.handler);
     const bareMs = median(times.bare);
     const timeRatio = handlerMs / bareMs;
+    // Each pair ran back to back: the spread of their ratios shows how far one run's noise can move the verdict.
+    const pairRatios = times.handler.map((ms, i) => ms / times.bare[i]!);
+    const spread = `${quantile(pairRatios, 0.25).toFixed(2)}–${quantile(pairRatios, 0.75).toFixed(2)}`;
     rows.push(
-      `| ${fn.name} | ${handler.bytes.toLocaleString('en-US')} | ${bare.bytes.toLocaleString('en-US')} | ${(handler.bytes / bare.bytes).toFixed(2)} | ${handler.assetBytes.toLocaleString('en-US')} | ${handlerMs.toFixed(1)} | ${bareMs.toFixed(1)} | ${timeRatio.toFixed(2)} | ${timeRatio <= TARGET_RATIO ? 'met' : 'not met'} |`,
+      `| ${fn.name} | ${handler.bytes.toLocaleString('en-US')} | ${bare.bytes.toLocaleString('en-US')} | ${(handler.bytes / bare.bytes).toFixed(2)} | ${handler.assetBytes.toLocaleString('en-US')} | ${handlerMs.toFixed(1)} | ${bareMs.toFixed(1)} | ${timeRatio.toFixed(2)} | ${spread} | ${timeRatio <= TARGET_RATIO ? 'met' : 'not met'} |`,
     );
   }
 } finally {
@@ -202,9 +230,9 @@ try {
 const { stdout: nodeVersion } = await run(node, ['--version']);
 // A blank line first: `npm run bench` prints this right after the download table.
 console.log(`\nMachine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${nodeVersion.trim()} (the imports), esbuild ${esbuildVersion} with the stack's build (infra/function-build.ts).
-Import ms: median of ${SAMPLES} fresh processes per bundle after ${WARM_UPS} warm-ups, function and bare alternating, each with the deployed function's environment and NODE_OPTIONS. Bytes at cold start: index.mjs and the chunks it imports statically; asset: every .mjs, those imported at first use included (source maps apart).
+Import ms: median of ${SAMPLES} fresh processes per bundle after ${WARM_UPS} warm-ups, function and bare alternating (time ratio: of the medians; pair ratios: of each function import to the bare import beside it), each with the deployed function's environment and NODE_OPTIONS. Bytes at cold start: index.mjs and the chunks it imports statically; asset: every .mjs, those imported at first use included (source maps apart).
 
-| function | function bytes at cold start | bare bytes | size ratio | function asset bytes | function import ms | bare import ms | time ratio | target ≤ ${TARGET_RATIO} |
-|---|---|---|---|---|---|---|---|---|
+| function | function bytes at cold start | bare bytes | size ratio | function asset bytes | function import ms | bare import ms | time ratio | pair ratios p25–p75 | target ≤ ${TARGET_RATIO} |
+|---|---|---|---|---|---|---|---|---|---|
 ${rows.join('\n')}
-${firstUses.length > 0 ? `\n${firstUses.join('\n')}` : ''}`);
+${firstUses.length > 0 ? `\n${firstUses.join('\n')}` : ''}${counts.length > 0 ? `\n\nInstructions (callgrind, V8 single-threaded):\n${counts.join('\n')}` : ''}`);

@@ -6,7 +6,6 @@ import { parseAllowedHosts } from '#shared/fetch-policy';
 import { listJobs } from '#shared/jobs-api';
 import { actionHandler, API_BUDGET_MS, batchHandler, httpHandler, lambdaEntry, sweepHandler, type HttpReply, type ParsedHttpEvent } from '#shared/middleware';
 import { isOutOfTime, pendingReply, replyOf } from '#shared/outcomes';
-import { createJumdataClient } from '#shared/providers/jumdata';
 import { jumdataSecretSchema, linkKeySecretSchema, loadProviderSecret } from '#shared/secrets';
 import { createJobStore, type Held, type JobRecord } from '#shared/jobs';
 import { sweep } from '#shared/sweep';
@@ -33,13 +32,25 @@ const retentionRule =
   config.OBJECT_LOCK_YEARS === undefined
     ? undefined
     : { years: config.OBJECT_LOCK_YEARS, from: config.OBJECT_LOCK_FROM, graceYears: config.OBJECT_LOCK_GRACE_YEARS };
-const download = downloadInvoice({
-  jumdata: createJumdataClient({
+
+/** Built once, at first use: a module only some requests need is loaded then, not at every cold start. */
+const once = <T>(build: () => Promise<T>): (() => Promise<T>) => {
+  let built: Promise<T> | undefined;
+  return () => (built ??= build());
+};
+
+/** Jumdata's client: loaded with the first invoice this instance buys, like the rest of mirroring, not at cold start. */
+const jumdataClient = once(async () =>
+  (await import('#shared/providers/jumdata')).createJumdataClient({
     baseUrl: config.JUMDATA_BASE_URL,
     downloadPath: config.JUMDATA_DOWNLOAD_PATH,
     timeoutMs: config.UPSTREAM_TIMEOUT_MS,
     credentials: () => loadProviderSecret('jumdata', jumdataSecretSchema, secretSource(config.JUMDATA_SECRET_ID)),
   }),
+);
+
+const download = downloadInvoice({
+  jumdata: { fetchInvoice: async (query) => (await jumdataClient()).fetchInvoice(query) },
   jobs,
   index,
   s3,
@@ -60,12 +71,6 @@ const ANSWER_MARGIN_MS = 3_000;
 
 /** How the ledger, audit and ERP-update jobs this function records are leased and retried, as its downloads. */
 const lifecycle = { store: jobs, leaseSeconds: config.LEASE_SECONDS, policy: settings, waitMs: config.JOB_WAIT_MS };
-
-/** Built once, at first use: a module only some requests need is loaded then, not at every cold start. */
-const once = <T>(build: () => Promise<T>): (() => Promise<T>) => {
-  let built: Promise<T> | undefined;
-  return () => (built ??= build());
-};
 
 /** The 台账: loaded by its route and by a sweep writing one. */
 const ledgers = once(async () =>

@@ -39,6 +39,7 @@ describe("the download function's cold-start graph", async () => {
     'functions/download/mirror.ts',
     'functions/download/retention.ts',
     'shared/file-fetch.ts',
+    'shared/providers/jumdata.ts',
     'node_modules/ipaddr.js/',
     'node_modules/@aws-sdk/lib-storage/',
   ])('leaves %s out of it', (input) => {
