@@ -102,7 +102,7 @@ const FUNCTIONS = [
       TAX_NUM_CHECK: 'strict',
     },
     // Loaded at the first invoice an instance mirrors, not at cold start: timed apart, after the cold import.
-    firstUse: { what: 'the first invoice mirrored', modules: ['functions/download/mirror-attempt.ts', 'functions/download/archive-stage.ts'] },
+    firstUse: { what: 'the first invoice mirrored', modules: ['functions/download/mirroring.ts'] },
   },
 ];
 

@@ -88,7 +88,7 @@ export function invoiceArchive(settings: ArchiveSettings) {
    * which `commit` writes. Loaded at the first invoice this instance mirrors, not at cold start (archive-stage.ts).
    */
   async function stage(query: DownloadQuery, answer: JumdataInvoice, signal: AbortSignal): Promise<ArchivedInvoice> {
-    return (await import('./archive-stage.ts')).stageInvoice({ settings, remove }, query, answer, signal);
+    return (await import('./mirroring.ts')).stageInvoice({ settings, remove }, query, answer, signal);
   }
 
   /**
@@ -200,6 +200,6 @@ export async function readXml(keep: Pick<KeptBytes, 'bytes'>, query: DownloadQue
     const problem = `the xml zip is over ${MAX_XML_ZIP_BYTES} bytes, more than is read`;
     return { checks: { xmlRead: false, numberMatches: false, partyMatches: false, itemsAddUp: false, problem } };
   }
-  const { readInvoiceXml } = await import('./invoice-xml.ts');
+  const { readInvoiceXml } = await import('./mirroring.ts');
   return readInvoiceXml(bytes, query);
 }

@@ -76,7 +76,7 @@ export function downloadInvoice(deps: DownloadDeps) {
     keyOf: downloadJobKey,
     find: (query) => archive.read(query.taxNum, query.invoiceNo),
     // The attempt (Jumdata's call, the fetcher, the upload) is loaded at the first invoice this instance mirrors.
-    attempt: async (request, job) => (await import('./mirror-attempt.ts')).mirrorOnce(deps, archive, queryOf(request), job),
+    attempt: async (request, job) => (await import('./mirroring.ts')).mirrorOnce(deps, archive, queryOf(request), job),
     commit: (archived) => archive.commit(archived),
     dueBy: (kept) => (kept.jumdata ? linksUsableUntil(kept.jumdata) : undefined),
   });

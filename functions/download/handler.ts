@@ -6,15 +6,18 @@ import { parseAllowedHosts } from '#shared/fetch-policy';
 import { listJobs } from '#shared/jobs-api';
 import { actionHandler, API_BUDGET_MS, batchHandler, httpHandler, lambdaEntry, sweepHandler, type HttpReply, type ParsedHttpEvent } from '#shared/middleware';
 import { isOutOfTime, pendingReply, replyOf } from '#shared/outcomes';
+import { erpTold } from '#shared/invoice-erp';
 import { jumdataSecretSchema, linkKeySecretSchema, loadProviderSecret } from '#shared/secrets';
 import { createJobStore, type Held, type JobRecord } from '#shared/jobs';
 import { sweep } from '#shared/sweep';
 import { createS3Client } from '#shared/storage';
 import { parseRequest } from '#shared/validation';
 import { downloadInvoice, type DownloadRequest } from './download-invoice.ts';
+import { erpUpdateInvoker } from './erp-invoke.ts';
 import { invoiceIndex } from './invoice-index.ts';
 import { fileLinkSchema, isValidLinkSignature, presignGet } from './links.ts';
 import { presentInvoice } from './present.ts';
+import { tellErp } from './tell-erp.ts';
 
 const config = loadDownloadConfig();
 const secretSource = (secretId: string | undefined) => ({
@@ -41,7 +44,7 @@ const once = <T>(build: () => Promise<T>): (() => Promise<T>) => {
 
 /** Jumdata's client: loaded with the first invoice this instance buys, like the rest of mirroring, not at cold start. */
 const jumdataClient = once(async () =>
-  (await import('#shared/providers/jumdata')).createJumdataClient({
+  (await import('./mirroring.ts')).createJumdataClient({
     baseUrl: config.JUMDATA_BASE_URL,
     downloadPath: config.JUMDATA_DOWNLOAD_PATH,
     timeoutMs: config.UPSTREAM_TIMEOUT_MS,
@@ -74,7 +77,7 @@ const lifecycle = { store: jobs, leaseSeconds: config.LEASE_SECONDS, policy: set
 
 /** The 台账: loaded by its route and by a sweep writing one. */
 const ledgers = once(async () =>
-  (await import('./ledger-job.ts')).ledgerJobs({
+  (await import('./archive-routes.ts')).ledgerJobs({
     s3,
     bucket: config.BUCKET_NAME,
     index,
@@ -84,21 +87,23 @@ const ledgers = once(async () =>
   }),
 );
 
-/** The ERP told by itself: only downloads that carry `erp` load it. */
-const erpChain = once(async () => {
-  const [{ tellErp }, { erpUpdateInvoker }, { erpTold }] = await Promise.all([import('./tell-erp.ts'), import('./erp-invoke.ts'), import('#shared/invoice-erp')]);
-  return tellErp({
+/**
+ * The ERP told by itself: built at the first download that carries `erp`, with its own DynamoDB client (its
+ * document client must not share translation settings with the others) and, at its first send, the Lambda client.
+ */
+const erpChain = once(async () =>
+  tellErp({
     told: erpTold(new DynamoDBClient({}), config.INVOICES_TABLE),
     jobs: lifecycle,
     sendNow: erpUpdateInvoker(config.ERP_UPDATE_FUNCTION),
     // The ERP's links are on the configured base, never a request's host (a sweep has none).
     links: async () => ({ linkKey: await linkKey(), baseUrl: config.PUBLIC_BASE_URL ?? '' }),
-  });
-});
+  }),
+);
 
 /** The integrity audit: loaded by its routes, its schedule and a sweep resuming it. */
 const audits = once(async () => {
-  const [{ auditAnswers }, { auditJobs }] = await Promise.all([import('./audit-answers.ts'), import('./audit-job.ts')]);
+  const { auditAnswers, auditJobs } = await import('./archive-routes.ts');
   const jobsOfAudit = auditJobs({
     s3,
     bucket: config.BUCKET_NAME,
@@ -207,7 +212,7 @@ async function answerLedger(event: ParsedHttpEvent, context: Context): Promise<H
 /** GET /invoices: a page of the archive's index. */
 async function answerInvoiceList(event: ParsedHttpEvent): Promise<HttpReply> {
   const links = async () => ({ linkKey: await linkKey(), baseUrl: baseUrlOf(event) });
-  const { listInvoices } = await import('./list-invoices.ts');
+  const { listInvoices } = await import('./archive-routes.ts');
   return { statusCode: 200, body: await listInvoices(index, event.queryStringParameters ?? {}, links) };
 }
 
@@ -239,7 +244,7 @@ export const handler = lambdaEntry(
     audit: actionHandler(async (_event, context) => (await audits()).runScheduled(context)),
     // `{"action": "reindex", "cursor"?}`: index the invoices mirrored before the index (docs/api.md, "The archive").
     reindex: actionHandler(async (event, context) =>
-      (await import('./reindex.ts')).reindex(download.archive, index, {
+      (await import('./archive-routes.ts')).reindex(download.archive, index, {
         cursor: typeof event.cursor === 'string' ? event.cursor : undefined,
         deadline: Date.now() + context.getRemainingTimeInMillis(),
       }),

@@ -53,7 +53,7 @@ export function ledgerJobs(deps: LedgerDeps) {
     const signal = AbortSignal.timeout(Math.max(0, job.deadline - Date.now()));
     const linkOf = (entry: InvoiceEntry, kind: FileKind) => durableLink(links.baseUrl, links.linkKey, entry.taxNum, entry.invoiceNo, kind);
     // Loaded at the first ledger, not at cold start: most instances never write one.
-    const { writeLedger } = await import('./ledger.ts');
+    const { writeLedger } = await import('./archive-routes.ts');
     try {
       return await writeLedger({ s3: deps.s3, bucket: deps.bucket, key: ledgerKey(request), format: request.format, entries: entries(deps.index, request), linkOf, signal });
     } catch (error) {
