@@ -27,6 +27,8 @@ export const FUNCTION_BUILD = {
   mainFields: ['module', 'main'],
   // Bundle everything, the AWS SDK included: the versions tested are the versions deployed.
   external: [],
+  // Node's global web streams instead of loading node:stream/web at cold start (stream-web-shim.ts says why).
+  alias: { 'node:stream/web': join(projectRoot, 'infra', 'stream-web-shim.ts') },
   // A few dependencies still call require(); give every ESM file one.
   banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
   // index.mjs is the handler's file (`index.handler`); .mjs tells Node the files are ES modules.

@@ -58,4 +58,10 @@ describe("the download function's cold-start graph", async () => {
     expect(staticImports.map((imported) => imported.path)).not.toContain('node:http');
     expect(staticImports.map((imported) => imported.path)).toContain('node:https');
   });
+
+  it("never loads node:stream/web: @middy/core's ReadableStream is Node's global (infra/stream-web-shim.ts)", () => {
+    const everyImport = Object.values(metafile.outputs).flatMap((output) => output.imports.map((imported) => imported.path));
+    expect(everyImport).not.toContain('node:stream/web');
+    expect(inputsOf(loadedAtColdStart)).toContain('infra/stream-web-shim.ts');
+  });
 });
