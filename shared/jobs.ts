@@ -259,9 +259,10 @@ function fromItem<T extends JobRecord>(item: Record<string, unknown>): Held<T> {
   return { value: record as unknown as T, version: version as number };
 }
 
-export function createJobStore(tableName: string): JobStore {
+/** `client`: a function's DynamoDB client, shared with a table it marshals alike (the download's index). */
+export function createJobStore(tableName: string, client = new DynamoDBClient({})): JobStore {
   // Local mode points the SDK at its embedded DynamoDB with AWS_ENDPOINT_URL_DYNAMODB.
-  return new JobStore(new DynamoDBClient({}), tableName);
+  return new JobStore(client, tableName);
 }
 
 export const isLeaseLive = (job: JobRecord, now = Date.now()) =>
