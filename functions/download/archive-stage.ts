@@ -19,7 +19,10 @@ export interface StagingDeps {
   remove: (files: Record<FileKind, MirroredFile>, lock?: LockedFiles) => Promise<void>;
 }
 
-/** Stores and locks an invoice's files, invoice.json apart. On failure, no file is left, except versions already locked (logged). */
+/**
+ * Stores and locks an invoice's files, invoice.json apart. On failure, no file is left, except versions already
+ * locked (logged).
+ */
 export async function stageInvoice(deps: StagingDeps, query: DownloadQuery, answer: JumdataInvoice, signal: AbortSignal): Promise<ArchivedInvoice> {
   const { s3, bucket, policy, fileTimeoutMs, checksums } = deps.settings;
   const prefix = invoicePrefix(query.taxNum, query.invoiceNo);

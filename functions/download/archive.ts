@@ -14,8 +14,9 @@ import type { LockableObject, RetentionRule } from './retention.ts';
 
 /**
  * The archive: every S3 call on an invoice's objects goes through here or through archive-stage.ts, its half that
- * stores a new invoice (mirror.ts streams the files and retention.ts locks them, for it alone). An invoice is its files and, written last, `invoice.json`: the
- * record that it is completely mirrored. Whatever has an invoice.json is never fetched from Jumdata again.
+ * stores a new invoice (mirror.ts streams the files and retention.ts locks them, for it alone). An invoice is its
+ * files and, written last, `invoice.json`: the record that it is completely mirrored. Whatever has an invoice.json
+ * is never fetched from Jumdata again.
  *
  *   invoices/{taxNum}/{invoiceNo}/pdf.pdf | ofd.zip | xml.zip    the files, named by what their bytes are
  *   invoices/{taxNum}/{invoiceNo}/invoice.json                   MirroredInvoice
