@@ -8,6 +8,7 @@ import type { InvoiceChecks, InvoiceMetadata, JumdataSummary } from './invoice-m
 import type { InvoiceEntry } from './invoice-entry.ts';
 import type { InvoiceIndex } from './invoice-index.ts';
 import type { InvoiceXmlReading } from './invoice-xml.ts';
+import { loadMirroring } from './load-mirroring.ts';
 import type { KeptBytes } from './mirror.ts';
 import { FILE_KINDS, objectNameOf, type FileKind, type MirroredFile } from './invoice-files.ts';
 import type { LockableObject, RetentionRule } from './retention.ts';
@@ -89,7 +90,7 @@ export function invoiceArchive(settings: ArchiveSettings) {
    * which `commit` writes. Loaded at the first invoice this instance mirrors, not at cold start (archive-stage.ts).
    */
   async function stage(query: DownloadQuery, answer: JumdataInvoice, signal: AbortSignal): Promise<ArchivedInvoice> {
-    return (await import('./mirroring.ts')).stageInvoice({ settings, remove }, query, answer, signal);
+    return (await loadMirroring()).stageInvoice({ settings, remove }, query, answer, signal);
   }
 
   /**
@@ -201,6 +202,6 @@ export async function readXml(keep: Pick<KeptBytes, 'bytes'>, query: DownloadQue
     const problem = `the xml zip is over ${MAX_XML_ZIP_BYTES} bytes, more than is read`;
     return { checks: { xmlRead: false, numberMatches: false, partyMatches: false, itemsAddUp: false, problem } };
   }
-  const { readInvoiceXml } = await import('./mirroring.ts');
+  const { readInvoiceXml } = await loadMirroring();
   return readInvoiceXml(bytes, query);
 }

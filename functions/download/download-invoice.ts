@@ -8,6 +8,7 @@ import { issueDateSchema, parseRequest, taxNumSchema } from '#shared/validation'
 import * as z from '#shared/zod';
 import { invoiceArchive, type ArchivedInvoice } from './archive.ts';
 import type { InvoiceIndex } from './invoice-index.ts';
+import { loadMirroring } from './load-mirroring.ts';
 import { downloadJobKey, linksUsableUntil, type KeptAnswer } from './work.ts';
 import type { RetentionRule } from './retention.ts';
 import { erpBlockSchema, type ErpBlock } from './erp-block.ts';
@@ -76,7 +77,7 @@ export function downloadInvoice(deps: DownloadDeps) {
     keyOf: downloadJobKey,
     find: (query) => archive.read(query.taxNum, query.invoiceNo),
     // The attempt (Jumdata's call, the fetcher, the upload) is loaded at the first invoice this instance mirrors.
-    attempt: async (request, job) => (await import('./mirroring.ts')).mirrorOnce(deps, archive, queryOf(request), job),
+    attempt: async (request, job) => (await loadMirroring()).mirrorOnce(deps, archive, queryOf(request), job),
     commit: (archived) => archive.commit(archived),
     dueBy: (kept) => (kept.jumdata ? linksUsableUntil(kept.jumdata) : undefined),
   });

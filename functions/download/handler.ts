@@ -16,6 +16,7 @@ import { downloadInvoice, type DownloadRequest } from './download-invoice.ts';
 import { erpUpdateInvoker } from './erp-invoke.ts';
 import { invoiceIndex } from './invoice-index.ts';
 import { fileLinkSchema, isValidLinkSignature, presignGet } from './links.ts';
+import { loadMirroring } from './load-mirroring.ts';
 import { presentInvoice } from './present.ts';
 import { tellErp } from './tell-erp.ts';
 
@@ -47,7 +48,7 @@ const once = <T>(build: () => Promise<T>): (() => Promise<T>) => {
 
 /** Jumdata's client: loaded with the first invoice this instance buys, like the rest of mirroring, not at cold start. */
 const jumdataClient = once(async () =>
-  (await import('./mirroring.ts')).createJumdataClient({
+  (await loadMirroring()).createJumdataClient({
     baseUrl: config.JUMDATA_BASE_URL,
     downloadPath: config.JUMDATA_DOWNLOAD_PATH,
     timeoutMs: config.UPSTREAM_TIMEOUT_MS,
