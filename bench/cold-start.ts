@@ -68,7 +68,16 @@ const lambdaEnvironment = (name: string, nodeOptions: string, memorySize: number
 const BRIDGE_NODE_OPTIONS = '--enable-source-maps';
 const secretArn = (name: string) => `arn:aws-cn:secretsmanager:cn-north-1:000000000000:secret:${name}-AbCdEf`;
 
-const FUNCTIONS = [
+interface Measured {
+  name: string;
+  /** The bare bundle: the AWS SDK clients the function uses. */
+  sdk: string[];
+  environment: Record<string, string>;
+  /** Modules the function loads at a first use, timed apart after the cold import. */
+  firstUse?: { what: string; modules: string[] };
+}
+
+const FUNCTIONS: Measured[] = [
   {
     name: 'retry',
     sdk: [SDK.secretsManager, SDK.jobsTable],
@@ -176,6 +185,54 @@ const median = (values: number[]) => {
   return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 };
 
+type Built = ReturnType<typeof bundle>;
+
+/** Import times of the function and its bare bundle, alternating which goes first so that noise falls on both alike. */
+async function importTimes(fn: Measured, handler: Built, bare: Built) {
+  const times = { handler: [] as number[], bare: [] as number[] };
+  for (let i = 0; i < WARM_UPS + SAMPLES; i++) {
+    const order = i % 2 ? (['bare', 'handler'] as const) : (['handler', 'bare'] as const);
+    for (const which of order) {
+      const ms = await importMs(which === 'handler' ? handler.file : bare.file, fn.environment);
+      if (i >= WARM_UPS) times[which].push(ms);
+    }
+  }
+  return times;
+}
+
+/** The table's row: sizes, medians, their ratio and the spread of each back-to-back pair's ratio. */
+function rowOf(fn: Measured, handler: Built, bare: Built, times: { handler: number[]; bare: number[] }): string {
+  const handlerMs = median(times.handler);
+  const bareMs = median(times.bare);
+  const timeRatio = handlerMs / bareMs;
+  // Each pair ran back to back: the spread of their ratios shows how far one run's noise can move the verdict.
+  const pairRatios = times.handler.map((ms, i) => ms / times.bare[i]!);
+  const spread = `${quantile(pairRatios, 0.25).toFixed(2)}–${quantile(pairRatios, 0.75).toFixed(2)}`;
+  const bytes = (n: number) => n.toLocaleString('en-US');
+  return `| ${fn.name} | ${bytes(handler.bytes)} | ${bytes(bare.bytes)} | ${(handler.bytes / bare.bytes).toFixed(2)} | ${bytes(handler.assetBytes)} | ${handlerMs.toFixed(1)} | ${bareMs.toFixed(1)} | ${timeRatio.toFixed(2)} | ${spread} | ${timeRatio <= TARGET_RATIO ? 'met' : 'not met'} |`;
+}
+
+/** What the function's first use of `firstUse.modules` adds after a cold start, as a sentence. */
+async function firstUseLine(fn: Measured, firstUse: NonNullable<Measured['firstUse']>, handler: Built): Promise<string> {
+  const chunks = firstUseChunks(handler, firstUse.modules);
+  const ms: number[] = [];
+  for (let i = 0; i < WARM_UPS + SAMPLES; i++) {
+    const sample = await firstUseMs(handler.file, chunks.files, fn.environment);
+    if (i >= WARM_UPS) ms.push(sample);
+  }
+  return `${fn.name}: ${firstUse.what} after a cold start loads ${chunks.count} more files (${chunks.bytes.toLocaleString('en-US')} bytes) in ${median(ms).toFixed(1)} ms, not counted in its import ms above.`;
+}
+
+/** The instructions of the function's import and of its bare bundle's, an empty import subtracted from both. */
+async function instructionsLine(fn: Measured, handler: Built, bare: Built): Promise<string> {
+  const emptyModule = join(workDir, 'empty.mjs');
+  await writeFile(emptyModule, 'export {};');
+  const nothing = await instructions(emptyModule, fn.environment);
+  const own = (await instructions(handler.file, fn.environment)) - nothing;
+  const sdkOnly = (await instructions(bare.file, fn.environment)) - nothing;
+  return `${fn.name}: ${(own / 1e6).toFixed(1)} M instructions to import, the bare import ${(sdkOnly / 1e6).toFixed(1)} M: ratio ${(own / sdkOnly).toFixed(3)}.`;
+}
+
 const rows: string[] = [];
 const firstUses: string[] = [];
 const counts: string[] = [];
@@ -186,42 +243,9 @@ try {
     const bareEntry = join(workDir, `${fn.name}-bare.mjs`);
     await writeFile(bareEntry, fn.sdk.join('\n'));
     const bare = bundle(`${fn.name}-bare`, bareEntry);
-    const times = { handler: [] as number[], bare: [] as number[] };
-    for (let i = 0; i < WARM_UPS + SAMPLES; i++) {
-      // Alternate which goes first, so that machine noise and any order effect fall on both alike.
-      const order = i % 2 ? (['bare', 'handler'] as const) : (['handler', 'bare'] as const);
-      for (const which of order) {
-        const ms = await importMs(which === 'handler' ? handler.file : bare.file, fn.environment);
-        if (i >= WARM_UPS) times[which].push(ms);
-      }
-    }
-    if (fn.firstUse) {
-      const chunks = firstUseChunks(handler, fn.firstUse.modules);
-      const ms: number[] = [];
-      for (let i = 0; i < WARM_UPS + SAMPLES; i++) {
-        const sample = await firstUseMs(handler.file, chunks.files, fn.environment);
-        if (i >= WARM_UPS) ms.push(sample);
-      }
-      firstUses.push(
-        `${fn.name}: ${fn.firstUse.what} after a cold start loads ${chunks.count} more files (${chunks.bytes.toLocaleString('en-US')} bytes) in ${median(ms).toFixed(1)} ms, not counted in its import ms above.`,
-      );
-    }
-    if (COUNT_INSTRUCTIONS) {
-      const emptyModule = join(workDir, 'empty.mjs');
-      await writeFile(emptyModule, 'export {};');
-      const [own, sdkOnly, nothing] = [await instructions(handler.file, fn.environment), await instructions(bare.file, fn.environment), await instructions(emptyModule, fn.environment)];
-      const ratio = (own - nothing) / (sdkOnly - nothing);
-      counts.push(`${fn.name}: ${((own - nothing) / 1e6).toFixed(1)} M instructions to import, the bare import ${((sdkOnly - nothing) / 1e6).toFixed(1)} M: ratio ${ratio.toFixed(3)}.`);
-    }
-    const handlerMs = median(times.handler);
-    const bareMs = median(times.bare);
-    const timeRatio = handlerMs / bareMs;
-    // Each pair ran back to back: the spread of their ratios shows how far one run's noise can move the verdict.
-    const pairRatios = times.handler.map((ms, i) => ms / times.bare[i]!);
-    const spread = `${quantile(pairRatios, 0.25).toFixed(2)}–${quantile(pairRatios, 0.75).toFixed(2)}`;
-    rows.push(
-      `| ${fn.name} | ${handler.bytes.toLocaleString('en-US')} | ${bare.bytes.toLocaleString('en-US')} | ${(handler.bytes / bare.bytes).toFixed(2)} | ${handler.assetBytes.toLocaleString('en-US')} | ${handlerMs.toFixed(1)} | ${bareMs.toFixed(1)} | ${timeRatio.toFixed(2)} | ${spread} | ${timeRatio <= TARGET_RATIO ? 'met' : 'not met'} |`,
-    );
+    rows.push(rowOf(fn, handler, bare, await importTimes(fn, handler, bare)));
+    if (fn.firstUse) firstUses.push(await firstUseLine(fn, fn.firstUse, handler));
+    if (COUNT_INSTRUCTIONS) counts.push(await instructionsLine(fn, handler, bare));
   }
 } finally {
   await rm(workDir, { recursive: true, force: true });
