@@ -67,7 +67,7 @@ export function staticallyImported(metafile: Metafile, roots: string[]): string[
   return [...seen];
 }
 
-/** The chunk esbuild made for a module the function loads with import(), e.g. `functions/download/mirror-attempt.ts`. */
+/** The chunk esbuild made for a module the function loads with import(), e.g. `functions/download/mirroring.ts`. */
 export const chunkOf = (metafile: Metafile, module: string) =>
   Object.keys(metafile.outputs).find((file) => metafile.outputs[file]!.entryPoint === module && file.endsWith('.mjs'))!;
 

@@ -5,6 +5,5 @@
 export { auditAnswers } from './audit-answers.ts';
 export { auditJobs } from './audit-job.ts';
 export { ledgerJobs } from './ledger-job.ts';
-export { writeLedger } from './ledger.ts';
 export { listInvoices } from './list-invoices.ts';
 export { reindex } from './reindex.ts';

@@ -1,6 +1,6 @@
 import { LinksExpiredError, TimeBudgetExhausted } from '#shared/errors';
 import { checkLink } from '#shared/file-fetch';
-import { type FileFetchPolicy } from '#shared/fetch-policy';
+import type { FileFetchPolicy } from '#shared/fetch-policy';
 import type { Attempt } from '#shared/job-lifecycle';
 import { logger } from '#shared/logger';
 import type { DownloadQuery, JumdataClient, JumdataInvoice } from '#shared/providers/jumdata';

@@ -5,7 +5,7 @@ import { parseRequest, periodChecks, taxNumSchema } from '#shared/validation';
 import * as z from '#shared/zod';
 import type { InvoiceEntry } from './invoice-entry.ts';
 import type { InvoiceIndex } from './invoice-index.ts';
-import type { LedgerResult } from './ledger.ts';
+import { writeLedger, type LedgerResult } from './ledger.ts';
 import { durableLink } from './links.ts';
 import type { FileKind } from './invoice-files.ts';
 
@@ -52,8 +52,6 @@ export function ledgerJobs(deps: LedgerDeps) {
     const links = await deps.links();
     const signal = AbortSignal.timeout(Math.max(0, job.deadline - Date.now()));
     const linkOf = (entry: InvoiceEntry, kind: FileKind) => durableLink(links.baseUrl, links.linkKey, entry.taxNum, entry.invoiceNo, kind);
-    // Loaded at the first ledger, not at cold start: most instances never write one.
-    const { writeLedger } = await import('./archive-routes.ts');
     try {
       return await writeLedger({ s3: deps.s3, bucket: deps.bucket, key: ledgerKey(request), format: request.format, entries: entries(deps.index, request), linkOf, signal });
     } catch (error) {

@@ -4,7 +4,7 @@ import { Transform, type Readable } from 'node:stream';
 import { DeleteObjectCommand, PutObjectCommand, S3ServiceException, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { FileFetchError, openFile } from '#shared/file-fetch';
-import { type FileFetchPolicy } from '#shared/fetch-policy';
+import type { FileFetchPolicy } from '#shared/fetch-policy';
 import { logger } from '#shared/logger';
 import type { InvoiceFileLinks } from '#shared/providers/jumdata';
 import { FILE_KINDS, FORMATS, objectNameOf, SLOT_FORMATS, type FileFormat, type FileKind, type MirroredFile, type S3Checksum } from './invoice-files.ts';

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { durableLink, isValidLinkSignature, linkSignature } from '../../functions/download/links.ts';
 import { FileFetchError } from '#shared/file-fetch';
 import { sniffContentType, sniffFormat } from '../../functions/download/mirror.ts';
-import { type FileKind } from '../../functions/download/invoice-files.ts';
+import type { FileKind } from '../../functions/download/invoice-files.ts';
 
 const key = 'k'.repeat(64);
 const taxNum = '91310117568051222X';
